@@ -1,0 +1,59 @@
+# Every target runs inside .venv, created on first use from pyproject.toml.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test unit lint format typecheck check demo bench bench-export bench-scheduler bench-consume worker beat clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=python3.11)")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+test: install
+	$(BIN)/pytest
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: install
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+demo: install
+	$(BIN)/python -m portability.demo
+
+bench: bench-export bench-scheduler bench-consume
+
+bench-export: install
+	$(BIN)/python bench/export.py
+
+bench-scheduler: install
+	$(BIN)/python bench/scheduler.py
+
+bench-consume: install
+	$(BIN)/python bench/consume.py
+
+worker: install
+	$(BIN)/celery -A workers worker --loglevel=INFO --concurrency=2
+
+beat: install
+	$(BIN)/celery -A workers beat --loglevel=INFO
+
+clean:
+	rm -rf $(VENV) .portability .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,40 @@
+"""The root Typer app and the one place that maps our errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from portability.cli import _errors
+
+app = typer.Typer(
+    name="portability",
+    help="Data-portability transfers: seed, migrate, schedule, run and consume.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one line."),
+) -> None:
+    _errors.DEBUG = debug
+
+
+def _register() -> None:
+    from portability.cli import consume, db, demo, runs, scheduler, seed
+
+    for module in (db, seed, scheduler, consume, runs, demo):
+        module.register(app)
+
+
+def main() -> None:
+    _register()
+    try:
+        app(standalone_mode=False)
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the one place errors become exit codes
+        sys.exit(_errors.report(exc))

@@ -1,0 +1,389 @@
+"""The control-plane tables: apps, users, grants, destinations, schedules, runs, checkpoints.
+
+Single-field invariants are enforced here with ``@validates`` (a bad value never reaches the
+database); invariants that span rows (schedule categories within the grant's) live in
+``portability.registry``, which every writer goes through.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, validates
+
+from portability.categories import Category, format_categories, parse_categories
+from portability.db.base import Base, BigIntPK, UTCDateTime, utcnow
+from portability.errors import ValidationError
+
+__all__ = [
+    "Access",
+    "App",
+    "AppStatus",
+    "Authorization",
+    "Checkpoint",
+    "Destination",
+    "PlatformUser",
+    "Run",
+    "RunCategory",
+    "RunStatus",
+    "Schedule",
+]
+
+
+class AppStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    SUSPENDED = "suspended"
+
+
+class Access(StrEnum):
+    SINGLE = "single"
+    ONGOING = "ongoing"
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED}
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _categories_text(value: object) -> str:
+    if isinstance(value, str | list | tuple | set | frozenset):
+        return format_categories(parse_categories(value))  # type: ignore[arg-type]
+    raise ValidationError(f"categories must be a list or comma-separated text, not {value!r}")
+
+
+def check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            f"unknown time zone {name!r}: use an IANA name such as 'Europe/Berlin'"
+        ) from None
+    return name
+
+
+class App(Base):
+    __tablename__ = "apps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    contact_email: Mapped[str] = mapped_column(String(320))
+    use_case: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=AppStatus.PENDING)
+    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @validates("name")
+    def _check_name(self, _key: str, value: str) -> str:
+        if not value or not value.strip():
+            raise ValidationError("app name must not be empty")
+        return value.strip()
+
+    @validates("contact_email")
+    def _check_email(self, _key: str, value: str) -> str:
+        if not _EMAIL.match(value or ""):
+            raise ValidationError(f"contact email {value!r} is not an email address")
+        return value
+
+    @validates("status")
+    def _check_status(self, _key: str, value: str) -> str:
+        try:
+            return AppStatus(value).value
+        except ValueError:
+            raise ValidationError(
+                f"app status {value!r} is not one of {', '.join(s.value for s in AppStatus)}"
+            ) from None
+
+    @property
+    def is_approved(self) -> bool:
+        return self.status == AppStatus.APPROVED
+
+
+class PlatformUser(Base):
+    """A user of the platform; ``country`` decides whether they may grant at all."""
+
+    __tablename__ = "platform_users"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    country: Mapped[str] = mapped_column(String(2))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @validates("id")
+    def _check_id(self, _key: str, value: str) -> str:
+        if not _USER_ID.match(value or ""):
+            raise ValidationError(
+                f"user id {value!r} must be 1-64 characters of letters, digits, '_' or '-'"
+            )
+        return value
+
+    @validates("country")
+    def _check_country(self, _key: str, value: str) -> str:
+        if not value or len(value) != 2 or not value.isalpha():
+            raise ValidationError(f"country {value!r} must be a two-letter ISO 3166 code")
+        return value.upper()
+
+
+class Authorization(Base):
+    """A user's grant to one app: which categories, once or ongoing, until when."""
+
+    __tablename__ = "authorizations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("platform_users.id"), index=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    categories: Mapped[str] = mapped_column(String(100))
+    access: Mapped[str] = mapped_column(String(16))
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    used_by_run_id: Mapped[int | None] = mapped_column(Integer)
+
+    @validates("categories")
+    def _check_categories(self, _key: str, value: object) -> str:
+        return _categories_text(value)
+
+    @validates("access")
+    def _check_access(self, _key: str, value: str) -> str:
+        try:
+            return Access(value).value
+        except ValueError:
+            raise ValidationError(f"access {value!r} must be 'single' or 'ongoing'") from None
+
+    @property
+    def category_set(self) -> frozenset[Category]:
+        return parse_categories(self.categories)
+
+    @property
+    def is_used(self) -> bool:
+        return self.used_at is not None
+
+
+class Destination(Base):
+    """An app's S3-compatible bucket. Credentials are a Fernet token, never clear text."""
+
+    __tablename__ = "destinations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="default")
+    endpoint_url: Mapped[str | None] = mapped_column(String(500))
+    region: Mapped[str] = mapped_column(String(64), default="us-east-1")
+    bucket: Mapped[str] = mapped_column(String(63))
+    prefix: Mapped[str] = mapped_column(String(500), default="")
+    addressing_style: Mapped[str] = mapped_column(String(16), default="path")
+    server_side_encryption: Mapped[str | None] = mapped_column(String(32))
+    compression: Mapped[str] = mapped_column(String(8), default="gzip")
+    credentials_encrypted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @validates("endpoint_url")
+    def _check_endpoint(self, _key: str, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+(/.*)?$", value):
+            raise ValidationError(f"endpoint URL {value!r} must start with http:// or https://")
+        return value
+
+    @validates("bucket")
+    def _check_bucket(self, _key: str, value: str) -> str:
+        if not _BUCKET.match(value or ""):
+            raise ValidationError(
+                f"bucket name {value!r} must be 3-63 lowercase letters, digits, '.' or '-'"
+            )
+        return value
+
+    @validates("prefix")
+    def _check_prefix(self, _key: str, value: str) -> str:
+        value = value or ""
+        if value.startswith("/"):
+            raise ValidationError(f"destination prefix {value!r} must not start with '/'")
+        if ".." in value.split("/"):
+            raise ValidationError(f"destination prefix {value!r} must not contain '..'")
+        if "\\" in value or any(ord(ch) < 32 for ch in value):
+            raise ValidationError(f"destination prefix {value!r} has a forbidden character")
+        return value.strip("/")
+
+    @validates("addressing_style")
+    def _check_addressing(self, _key: str, value: str) -> str:
+        if value not in {"path", "virtual", "auto"}:
+            raise ValidationError(f"addressing style {value!r} must be path, virtual or auto")
+        return value
+
+    @validates("server_side_encryption")
+    def _check_sse(self, _key: str, value: str | None) -> str | None:
+        if value not in {None, "AES256", "aws:kms"}:
+            raise ValidationError(f"server-side encryption {value!r} must be AES256 or aws:kms")
+        return value
+
+    @validates("compression")
+    def _check_compression(self, _key: str, value: str) -> str:
+        if value not in {"gzip", "zstd", "none"}:
+            raise ValidationError(f"compression {value!r} must be gzip, zstd or none")
+        return value
+
+
+class Schedule(Base):
+    """What to send where and when. ``next_run_at`` is NULL once a schedule is done."""
+
+    __tablename__ = "schedules"
+    __table_args__ = (
+        # The scheduler's claim query walks this partial index; paused or finished
+        # schedules are not in it at all, so an idle tick costs one index probe.
+        Index(
+            "ix_schedules_due",
+            "next_run_at",
+            postgresql_where=text("next_run_at IS NOT NULL AND NOT is_paused"),
+            sqlite_where=text("next_run_at IS NOT NULL AND NOT is_paused"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    authorization_id: Mapped[int] = mapped_column(ForeignKey("authorizations.id"), index=True)
+    destination_id: Mapped[int] = mapped_column(ForeignKey("destinations.id"), index=True)
+    categories: Mapped[str] = mapped_column(String(100))
+    cron: Mapped[str | None] = mapped_column(String(100))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    is_paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    last_run_id: Mapped[int | None] = mapped_column(Integer)
+    skipped_runs: Mapped[int] = mapped_column(Integer, default=0)
+    last_skip_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @validates("categories")
+    def _check_categories(self, _key: str, value: object) -> str:
+        return _categories_text(value)
+
+    @validates("timezone")
+    def _check_timezone(self, _key: str, value: str) -> str:
+        return check_timezone(value)
+
+    @validates("cron")
+    def _check_cron(self, _key: str, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from schedules.cron import normalize_cron
+
+        return normalize_cron(value)
+
+    @property
+    def is_once(self) -> bool:
+        return self.cron is None
+
+    @property
+    def category_set(self) -> frozenset[Category]:
+        return parse_categories(self.categories)
+
+
+class Run(Base):
+    """One execution of a schedule (or a one-time transfer).
+
+    Status moves only through ``portability.runs`` guarded transitions.
+    """
+
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_status_queued_at", "status", "queued_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    schedule_id: Mapped[int | None] = mapped_column(ForeignKey("schedules.id"), index=True)
+    authorization_id: Mapped[int] = mapped_column(ForeignKey("authorizations.id"), index=True)
+    destination_id: Mapped[int] = mapped_column(ForeignKey("destinations.id"))
+    categories: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=5)
+    rerun_of: Mapped[int | None] = mapped_column(Integer)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    records: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    failure_reason: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    @validates("categories")
+    def _check_categories(self, _key: str, value: object) -> str:
+        return _categories_text(value)
+
+    @property
+    def category_set(self) -> frozenset[Category]:
+        return parse_categories(self.categories)
+
+
+class RunCategory(Base):
+    """A run's plan and result for one category: the watermark range it covers.
+
+    The range is fixed at the first attempt so a retry rewrites byte-identical parts.
+    """
+
+    __tablename__ = "run_categories"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    category: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    from_watermark: Mapped[int | None] = mapped_column(BigInteger)
+    to_watermark: Mapped[int | None] = mapped_column(BigInteger)
+    sequence: Mapped[int | None] = mapped_column(Integer)
+    is_reset: Mapped[bool] = mapped_column(Boolean, default=False)
+    records: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    parts: Mapped[int] = mapped_column(Integer, default=0)
+    manifest_key: Mapped[str | None] = mapped_column(String(1024))
+
+
+class Checkpoint(Base):
+    """Per (grant, category): everything with a feed watermark below ``watermark`` is delivered.
+
+    ``sequence`` counts manifests written; the lease columns serialise exports of the pair.
+    """
+
+    __tablename__ = "checkpoints"
+
+    authorization_id: Mapped[int] = mapped_column(ForeignKey("authorizations.id"), primary_key=True)
+    category: Mapped[str] = mapped_column(String(32), primary_key=True)
+    watermark: Mapped[int] = mapped_column(BigInteger, default=0)
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+    is_reset_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    lease_run_id: Mapped[int | None] = mapped_column(Integer)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @validates("category")
+    def _check_category(self, _key: str, value: str) -> str:
+        try:
+            return Category(value).value
+        except ValueError:
+            raise ValidationError(f"unknown category {value!r}") from None

@@ -1,0 +1,1 @@
+"""The built-in platform store: each category's current records and the ordered change feed."""

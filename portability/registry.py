@@ -1,0 +1,267 @@
+"""Registering what a transfer needs: apps, users, grants, destinations, schedules.
+
+Every writer (HTTP API, CLI, demo, tests) goes through these functions, so the invariants that
+span rows are checked in one place. They take a session and never commit: the caller owns the
+transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable, Set
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from portability.categories import format_categories, parse_categories
+from portability.crypto import CredentialBox
+from portability.db.base import utcnow
+from portability.db.models import (
+    Access,
+    App,
+    AppStatus,
+    Authorization,
+    Destination,
+    PlatformUser,
+    Schedule,
+)
+from portability.errors import NotFoundError, ValidationError
+
+_T = TypeVar("_T")
+
+__all__ = [
+    "add_destination",
+    "add_user",
+    "app_for_api_key",
+    "create_app",
+    "create_schedule",
+    "destination_credentials",
+    "disable_schedules",
+    "grant",
+    "hash_api_key",
+    "revoke_grant",
+    "set_app_status",
+]
+
+
+def hash_api_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def create_app(
+    session: Session, *, name: str, contact_email: str, use_case: str
+) -> tuple[App, str]:
+    """Register a pending app. Returns the app and its API key, shown this once only."""
+    if not use_case or len(use_case.strip()) < 10:
+        raise ValidationError("use case must describe in at least 10 characters what the app does")
+    api_key = "pk_" + secrets.token_urlsafe(32)
+    app = App(
+        name=name,
+        contact_email=contact_email,
+        use_case=use_case.strip(),
+        status=AppStatus.PENDING,
+        api_key_hash=hash_api_key(api_key),
+    )
+    session.add(app)
+    session.flush()
+    return app, api_key
+
+
+def app_for_api_key(session: Session, api_key: str) -> App:
+    app = session.scalar(select(App).where(App.api_key_hash == hash_api_key(api_key)))
+    if app is None:
+        raise NotFoundError("no app has this API key")
+    return app
+
+
+def set_app_status(session: Session, app_id: int, status: AppStatus | str) -> App:
+    """Approve, reject or suspend an app; suspending disables its schedules."""
+    app = _get(session, App, app_id)
+    app.status = AppStatus(status)
+    app.status_changed_at = utcnow()
+    if app.status in {AppStatus.SUSPENDED, AppStatus.REJECTED}:
+        disable_schedules(session, Schedule.app_id == app.id, f"app {app.id} was {app.status}")
+    session.flush()
+    return app
+
+
+def add_user(session: Session, *, user_id: str, country: str) -> PlatformUser:
+    user = PlatformUser(id=user_id, country=country)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def grant(
+    session: Session,
+    *,
+    user_id: str,
+    app_id: int,
+    categories: str | Iterable[str],
+    access: Access | str,
+    eligible_countries: Set[str],
+    expires_at: datetime | None = None,
+    now: datetime | None = None,
+) -> Authorization:
+    """Record a user's grant to an app; refuses users outside the eligible countries."""
+    now = now or utcnow()
+    user = _get(session, PlatformUser, user_id)
+    app = _get(session, App, app_id)
+    if user.country not in eligible_countries:
+        raise ValidationError(
+            f"user {user.id} is in {user.country}: only users in "
+            f"{', '.join(sorted(eligible_countries))} can grant data portability"
+        )
+    if expires_at is not None and expires_at <= now:
+        raise ValidationError(f"expiry {expires_at.isoformat()} is not in the future")
+    auth = Authorization(
+        user_id=user.id,
+        app_id=app.id,
+        categories=categories,
+        access=access,
+        granted_at=now,
+        expires_at=expires_at,
+    )
+    session.add(auth)
+    session.flush()
+    return auth
+
+
+def revoke_grant(
+    session: Session,
+    authorization_id: int,
+    *,
+    reason: str = "revoked by the user",
+    now: datetime | None = None,
+) -> Authorization:
+    """Revoke a grant: running exports stop at their next check; its schedules are disabled."""
+    auth = _get(session, Authorization, authorization_id)
+    if auth.revoked_at is None:
+        auth.revoked_at = now or utcnow()
+        auth.revoke_reason = reason
+    disable_schedules(
+        session, Schedule.authorization_id == auth.id, f"authorization {auth.id} revoked: {reason}"
+    )
+    session.flush()
+    return auth
+
+
+def add_destination(
+    session: Session,
+    box: CredentialBox,
+    *,
+    app_id: int,
+    bucket: str,
+    access_key_id: str,
+    secret_access_key: str,
+    endpoint_url: str | None = None,
+    region: str = "us-east-1",
+    prefix: str = "",
+    addressing_style: str = "path",
+    server_side_encryption: str | None = None,
+    compression: str = "gzip",
+    name: str = "default",
+) -> Destination:
+    """Register an app's bucket; the credentials are sealed before they reach the row."""
+    _get(session, App, app_id)
+    if not access_key_id or not secret_access_key:
+        raise ValidationError("destination needs both an access key id and a secret access key")
+    destination = Destination(
+        app_id=app_id,
+        name=name,
+        endpoint_url=endpoint_url,
+        region=region,
+        bucket=bucket,
+        prefix=prefix,
+        addressing_style=addressing_style,
+        server_side_encryption=server_side_encryption,
+        compression=compression,
+        credentials_encrypted=box.seal(
+            {"access_key_id": access_key_id, "secret_access_key": secret_access_key}
+        ),
+    )
+    session.add(destination)
+    session.flush()
+    return destination
+
+
+def destination_credentials(box: CredentialBox, destination: Destination) -> dict[str, str]:
+    """Decrypt a destination's credentials, in memory only."""
+    return box.open(destination.credentials_encrypted)
+
+
+def create_schedule(
+    session: Session,
+    *,
+    app_id: int,
+    authorization_id: int,
+    destination_id: int,
+    categories: str | Iterable[str],
+    cron: str | None = None,
+    timezone: str = "UTC",
+    min_interval_minutes: int = 15,
+    max_jitter_seconds: int = 0,
+    now: datetime | None = None,
+) -> Schedule:
+    """A one-time (``cron=None``) or recurring transfer of a grant to a destination.
+
+    Refuses a grant or destination of another app, categories wider than the grant, and a
+    recurring schedule on a single-use grant.
+    """
+    from schedules.timing import first_run_at
+
+    now = now or utcnow()
+    auth = _get(session, Authorization, authorization_id)
+    destination = _get(session, Destination, destination_id)
+    if auth.app_id != app_id:
+        raise NotFoundError(f"authorization {authorization_id} not found for app {app_id}")
+    if destination.app_id != app_id:
+        raise NotFoundError(f"destination {destination_id} not found for app {app_id}")
+    requested = parse_categories(categories)
+    wider = requested - auth.category_set
+    if wider:
+        raise ValidationError(
+            f"categories {format_categories(wider)} are not in authorization {auth.id}, "
+            f"which grants {auth.categories}"
+        )
+    if cron is not None and auth.access == Access.SINGLE:
+        raise ValidationError(
+            f"authorization {auth.id} is single-use: schedule it once, not on a cron"
+        )
+    schedule = Schedule(
+        app_id=app_id,
+        authorization_id=auth.id,
+        destination_id=destination.id,
+        categories=format_categories(requested),
+        timezone=timezone,
+    )
+    if cron is not None:
+        from schedules.cron import check_min_interval
+
+        schedule.cron = cron
+        check_min_interval(schedule.cron, timezone, min_interval_minutes)
+    session.add(schedule)
+    session.flush()
+    schedule.next_run_at = first_run_at(schedule, now, max_jitter_seconds=max_jitter_seconds)
+    session.flush()
+    return schedule
+
+
+def disable_schedules(session: Session, where: object, reason: str) -> None:
+    """Stop schedules matching ``where`` from running again, recording why."""
+    session.execute(
+        update(Schedule)
+        .where(where, Schedule.next_run_at.is_not(None))  # type: ignore[arg-type]
+        .values(next_run_at=None, disabled_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _get(session: Session, model: type[_T], key: object) -> _T:
+    row = session.get(model, key)
+    if row is None:
+        raise NotFoundError(f"{model.__name__.lower()} {key} not found")
+    return row

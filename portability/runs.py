@@ -1,0 +1,314 @@
+"""The run lifecycle: the small surface through which runs are created, moved and re-run.
+
+A run's status changes only by a guarded transition (``UPDATE ... WHERE id = :id AND status =
+:expected``): a stale worker, a duplicate message or a racing cancel finds the row already
+moved and backs off. Functions take a session and never commit; the caller owns the
+transaction, and enqueues (``Enqueue``) only after it has committed.
+
+    queued ──claim──> running ──> succeeded | failed | cancelled
+       ^                 │
+       └──── retry ──────┘   (transient failure, attempts left)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from portability.categories import format_categories, parse_categories
+from portability.db.base import utcnow
+from portability.db.models import Authorization, Destination, Run, RunCategory, RunStatus
+from portability.errors import ConflictError, FailureReason, NotFoundError, ValidationError
+
+__all__ = [
+    "Enqueue",
+    "RunView",
+    "cancel_run",
+    "claim_run",
+    "create_run",
+    "finish_run",
+    "get_run",
+    "mark_enqueued",
+    "release_for_retry",
+    "renew_lease",
+    "rerun",
+    "stale_queued_runs",
+    "transition",
+]
+
+
+class Enqueue(Protocol):
+    """Sends "run N is due" to the workers. Call it only after the run row is committed."""
+
+    def __call__(self, run_id: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RunView:
+    """A detached, read-only picture of a run and its per-category results."""
+
+    id: int
+    status: RunStatus
+    attempts: int
+    categories: tuple[str, ...]
+    records: int
+    bytes: int
+    failure_reason: str | None
+    last_error: str | None
+    queued_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    per_category: dict[str, dict[str, Any]]
+    rerun_of: int | None
+    schedule_id: int | None
+
+
+def create_run(
+    session: Session,
+    *,
+    authorization_id: int,
+    destination_id: int,
+    categories: str | Iterable[str],
+    schedule_id: int | None = None,
+    max_attempts: int = 5,
+    rerun_of: int | None = None,
+    app_id: int | None = None,
+    now: datetime | None = None,
+) -> Run:
+    """Create a queued run. Refuses categories outside the grant and another app's destination."""
+    auth = session.get(Authorization, authorization_id)
+    if auth is None or (app_id is not None and auth.app_id != app_id):
+        raise NotFoundError(f"authorization {authorization_id} not found")
+    destination = session.get(Destination, destination_id)
+    if destination is None or destination.app_id != auth.app_id:
+        raise NotFoundError(f"destination {destination_id} not found for app {auth.app_id}")
+    requested = parse_categories(categories)
+    wider = requested - auth.category_set
+    if wider:
+        raise ValidationError(
+            f"categories {format_categories(wider)} are not granted by authorization {auth.id} "
+            f"(it grants {auth.categories})"
+        )
+    run = Run(
+        app_id=auth.app_id,
+        schedule_id=schedule_id,
+        authorization_id=auth.id,
+        destination_id=destination.id,
+        categories=format_categories(requested),
+        status=RunStatus.QUEUED,
+        max_attempts=max_attempts,
+        rerun_of=rerun_of,
+        queued_at=now or utcnow(),
+    )
+    session.add(run)
+    session.flush()
+    return run
+
+
+def get_run(session: Session, run_id: int, *, app_id: int | None = None) -> RunView:
+    """The run as a plain value; with ``app_id``, another app's run is "not found"."""
+    run = session.get(Run, run_id)
+    if run is None or (app_id is not None and run.app_id != app_id):
+        raise NotFoundError(f"run {run_id} not found")
+    rows = session.scalars(select(RunCategory).where(RunCategory.run_id == run_id)).all()
+    return RunView(
+        id=run.id,
+        status=RunStatus(run.status),
+        attempts=run.attempts,
+        categories=tuple(run.categories.split(",")),
+        records=run.records,
+        bytes=run.bytes,
+        failure_reason=run.failure_reason,
+        last_error=run.last_error,
+        queued_at=run.queued_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        per_category={
+            r.category: {
+                "status": r.status,
+                "records": r.records,
+                "bytes": r.bytes,
+                "parts": r.parts,
+                "manifest_key": r.manifest_key,
+                "from_watermark": r.from_watermark,
+                "to_watermark": r.to_watermark,
+                "sequence": r.sequence,
+            }
+            for r in rows
+        },
+        rerun_of=run.rerun_of,
+        schedule_id=run.schedule_id,
+    )
+
+
+def transition(
+    session: Session,
+    run_id: int,
+    expected: RunStatus | Iterable[RunStatus],
+    new: RunStatus,
+    **values: Any,
+) -> bool:
+    """Move a run from ``expected`` to ``new``; False (and no change) if it was not there."""
+    states = [expected] if isinstance(expected, RunStatus) else list(expected)
+    result = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status.in_([s.value for s in states]))
+        .values(status=new.value, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def claim_run(
+    session: Session, run_id: int, *, lease_seconds: int, now: datetime | None = None
+) -> bool:
+    """Take a run for execution: ``queued`` -> ``running``, counting the attempt.
+
+    A ``running`` run whose lease has lapsed (its worker died) is taken over the same way.
+    Returns False when the run is already final or another worker holds a live lease: the
+    message is a duplicate and must be dropped.
+    """
+    now = now or utcnow()
+    lease = now + timedelta(seconds=lease_seconds)
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFoundError(f"run {run_id} not found")
+    if run.not_before is not None and run.not_before > now and run.status == RunStatus.QUEUED:
+        return False
+    moved = session.execute(
+        update(Run)
+        .where(
+            Run.id == run_id,
+            (Run.status == RunStatus.QUEUED)
+            | ((Run.status == RunStatus.RUNNING) & (Run.lease_expires_at < now)),
+        )
+        .values(
+            status=RunStatus.RUNNING.value,
+            attempts=Run.attempts + 1,
+            started_at=now,
+            lease_expires_at=lease,
+            not_before=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.expire(run)
+    return bool(moved.rowcount)  # type: ignore[attr-defined]
+
+
+def renew_lease(session: Session, run_id: int, *, lease_seconds: int) -> None:
+    """Extend a running run's lease; ``ConflictError`` if the run moved (cancelled, taken over)."""
+    moved = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status == RunStatus.RUNNING)
+        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+        .execution_options(synchronize_session=False)
+    )
+    if not moved.rowcount:  # type: ignore[attr-defined]
+        raise ConflictError(f"run {run_id} is no longer running")
+
+
+def release_for_retry(
+    session: Session, run_id: int, *, error: str, reason: FailureReason, delay_seconds: float
+) -> bool:
+    """``running`` -> ``queued`` after a transient failure, not to start before the backoff."""
+    return transition(
+        session,
+        run_id,
+        RunStatus.RUNNING,
+        RunStatus.QUEUED,
+        last_error=error,
+        failure_reason=reason.value,
+        lease_expires_at=None,
+        not_before=utcnow() + timedelta(seconds=delay_seconds),
+        queued_at=utcnow(),
+    )
+
+
+def finish_run(
+    session: Session,
+    run_id: int,
+    status: RunStatus,
+    *,
+    error: str | None = None,
+    reason: FailureReason | None = None,
+    expected: RunStatus | Iterable[RunStatus] = RunStatus.RUNNING,
+) -> bool:
+    """Record a final status with its typed reason and message."""
+    if not status.is_final:
+        raise ValueError(f"{status} is not a final status")
+    return transition(
+        session,
+        run_id,
+        expected,
+        status,
+        finished_at=utcnow(),
+        lease_expires_at=None,
+        last_error=error,
+        failure_reason=reason.value if reason else None,
+    )
+
+
+def cancel_run(session: Session, run_id: int, *, reason: str) -> bool:
+    """Cancel a queued or running run; a running export stops at its next lease renewal."""
+    return finish_run(
+        session,
+        run_id,
+        RunStatus.CANCELLED,
+        error=reason,
+        reason=None,
+        expected=[RunStatus.QUEUED, RunStatus.RUNNING],
+    )
+
+
+def mark_enqueued(session: Session, run_ids: Iterable[int], *, now: datetime | None = None) -> None:
+    ids = list(run_ids)
+    if ids:
+        session.execute(
+            update(Run)
+            .where(Run.id.in_(ids))
+            .values(enqueued_at=now or utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+
+def rerun(session: Session, run_id: int, *, max_attempts: int | None = None) -> Run:
+    """A new queued run doing what a failed or cancelled one did; it continues from the
+    checkpoint, so nothing already delivered is sent again."""
+    old = session.get(Run, run_id)
+    if old is None:
+        raise NotFoundError(f"run {run_id} not found")
+    if old.status not in {RunStatus.FAILED, RunStatus.CANCELLED}:
+        raise ConflictError(f"run {run_id} is {old.status}: only failed or cancelled runs re-run")
+    return create_run(
+        session,
+        authorization_id=old.authorization_id,
+        destination_id=old.destination_id,
+        categories=old.categories,
+        schedule_id=old.schedule_id,
+        max_attempts=max_attempts or old.max_attempts,
+        rerun_of=old.id,
+    )
+
+
+def stale_queued_runs(
+    session: Session, *, older_than_seconds: int, limit: int = 1000, now: datetime | None = None
+) -> list[int]:
+    """Runs the broker may have lost: queued (and due) for longer than the threshold, or
+    running with a lapsed lease. The reconciler re-enqueues them; duplicates are harmless."""
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=older_than_seconds)
+    queued = select(Run.id).where(
+        Run.status == RunStatus.QUEUED,
+        Run.queued_at < cutoff,
+        (Run.enqueued_at.is_(None)) | (Run.enqueued_at < cutoff),
+        (Run.not_before.is_(None)) | (Run.not_before <= now),
+    )
+    lapsed = select(Run.id).where(Run.status == RunStatus.RUNNING, Run.lease_expires_at < cutoff)
+    ids = list(session.scalars(queued.limit(limit)).all())
+    ids += list(session.scalars(lapsed.limit(limit)).all())
+    return sorted(set(ids))

@@ -1,0 +1,64 @@
+"""Everything a process needs to run transfers, built once from settings at an edge.
+
+The CLI, the Celery worker, the scheduler and the demo each build one ``Runtime`` and pass it
+down; nothing here is created on import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from portability.crypto import CredentialBox
+from portability.db.engine import make_engine, make_session_factory
+from portability.db.models import Destination as DestinationRow
+from portability.destinations.base import Destination
+from portability.settings import Settings
+from portability.sources.base import Source
+
+__all__ = ["Runtime"]
+
+DestinationFactory = Callable[[DestinationRow], Destination]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    box: CredentialBox
+    source: Source
+    open_destination: DestinationFactory = field(repr=False)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        source: Source | None = None,
+        open_destination: DestinationFactory | None = None,
+    ) -> Runtime:
+        """Build the default runtime: the built-in SQL change feed and S3 destinations."""
+        from portability.destinations.s3 import S3Destination
+        from portability.sources.sql import SqlChangeFeed
+
+        engine = make_engine(settings)
+        box = CredentialBox(settings.resolved_encryption_key())
+
+        def _open(row: DestinationRow) -> Destination:
+            return S3Destination.from_row(row, box, settings)
+
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=make_session_factory(engine),
+            box=box,
+            source=source or SqlChangeFeed(engine),
+            open_destination=open_destination or _open,
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,9 @@
+"""Shared fixtures live in tests/fixtures/, one module per service, registered here."""
+
+pytest_plugins = [
+    "tests.fixtures.services",
+    "tests.fixtures.db",
+    "tests.fixtures.s3",
+    "tests.fixtures.platform",
+    "tests.fixtures.workers",
+]

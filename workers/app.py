@@ -1,0 +1,133 @@
+"""Celery application and its tasks.
+
+Task settings fit long, idempotent exports: late acknowledgement (a message is acked only
+after the run is recorded), re-queue when a worker process dies, prefetch of one, a broker
+visibility timeout longer than the longest run, hard and soft time limits. A run id is the
+only argument; the database says the rest, and a duplicate message finds the run already
+claimed and is dropped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery, Task
+
+from portability.settings import Settings
+
+__all__ = ["app", "create_app", "enqueue_run", "enqueue_runs", "runtime"]
+
+EXPORT_TASK = "portability.export_run"
+TICK_TASK = "portability.scheduler_tick"
+RECONCILE_TASK = "portability.reconcile"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    broker = settings.resolved_broker_url
+    transport_options: dict[str, Any] = {"visibility_timeout": settings.visibility_timeout}
+    if broker.startswith("filesystem"):
+        folder = settings.broker_folder
+        for sub in ("queue", "processed"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        transport_options.update(
+            data_folder_in=str(folder / "queue"),
+            data_folder_out=str(folder / "queue"),
+            processed_folder=str(folder / "processed"),
+            store_processed=False,
+        )
+    return {
+        "broker_url": broker,
+        "broker_transport_options": transport_options,
+        "broker_connection_retry_on_startup": True,
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "task_time_limit": settings.task_time_limit,
+        "task_soft_time_limit": max(1, settings.task_time_limit - 60),
+        "task_default_queue": "portability",
+        "worker_hijack_root_logger": False,
+        "beat_schedule": {
+            "scheduler-tick": {
+                "task": TICK_TASK,
+                "schedule": timedelta(seconds=settings.scheduler_tick_seconds),
+                "options": {"expires": settings.scheduler_tick_seconds * 2},
+            },
+            "reconcile": {
+                "task": RECONCILE_TASK,
+                "schedule": timedelta(seconds=max(30, settings.reconcile_after_seconds // 2)),
+                "options": {"expires": 60},
+            },
+        },
+        "beat_schedule_filename": str((settings.data_dir / "celerybeat-schedule").resolve()),
+    }
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    settings = settings or Settings()
+    celery = Celery("portability")
+    celery.conf.update(celery_config(settings))
+    celery.conf.portability_settings = settings
+    return celery
+
+
+app = create_app()
+
+_RUNTIME: dict[int, Any] = {}
+
+
+def runtime() -> Any:
+    """This worker process's Runtime, built on first use after fork (never in the parent)."""
+    from portability.runtime import Runtime
+
+    pid = os.getpid()
+    if pid not in _RUNTIME:
+        _RUNTIME.clear()
+        _RUNTIME[pid] = Runtime.from_settings(app.conf.portability_settings)
+    return _RUNTIME[pid]
+
+
+@app.task(bind=True, name=EXPORT_TASK, max_retries=None)
+def export_run(self: Task, run_id: int) -> str:
+    """Execute one run; the engine decides done, failed or "retry in N seconds"."""
+    from portability.export import execute_run
+
+    outcome = execute_run(runtime(), run_id)
+    if outcome.retry_in is not None:
+        raise self.retry(countdown=outcome.retry_in)
+    return outcome.status
+
+
+@app.task(name=TICK_TASK, ignore_result=True)
+def scheduler_tick() -> int:
+    """Beat entry: claim due schedules, create their runs, enqueue them."""
+    from schedules import run_tick
+
+    return int(run_tick(runtime(), enqueue_runs).created)
+
+
+@app.task(name=RECONCILE_TASK, ignore_result=True)
+def reconcile() -> int:
+    """Beat entry: re-enqueue runs the broker may have lost."""
+    from schedules import reconcile_runs
+
+    return int(reconcile_runs(runtime(), enqueue_runs))
+
+
+def enqueue_run(run_id: int) -> None:
+    enqueue_runs([run_id])
+
+
+def enqueue_runs(run_ids: Iterable[int]) -> None:
+    """Publish "run N is due" for each id over one producer connection."""
+    with app.producer_or_acquire() as producer:
+        for run_id in run_ids:
+            export_run.apply_async(args=[run_id], producer=producer)
