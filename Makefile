@@ -36,7 +36,7 @@ typecheck: install
 check: lint typecheck test
 
 demo: install
-	$(BIN)/python -m portability.demo
+	$(BIN)/python -m workers.demo
 
 bench: bench-export bench-scheduler bench-consume
 

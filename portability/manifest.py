@@ -15,6 +15,7 @@ stream from the beginning: replace what you hold for this user and category".
 
 from __future__ import annotations
 
+import builtins
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -98,11 +99,11 @@ class Manifest(BaseModel):
     started_at: datetime
     created_at: datetime
 
-    def to_json(self) -> bytes:
+    def to_json(self) -> builtins.bytes:
         return self.model_dump_json(by_alias=True, indent=2).encode()
 
     @classmethod
-    def from_json(cls, data: bytes) -> Manifest:
+    def from_json(cls, data: builtins.bytes) -> Manifest:
         return cls.model_validate_json(data)
 
     def same_delivery(self, other: Manifest) -> bool:

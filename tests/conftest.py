@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.platform",
     "tests.fixtures.workers",
+    "tests.fixtures.transfers",
 ]

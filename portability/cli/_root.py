@@ -24,9 +24,9 @@ def _root(
 
 
 def _register() -> None:
-    from portability.cli import consume, db, demo, runs, scheduler, seed
+    from portability.cli import consume, db, runs, scheduler, seed
 
-    for module in (db, seed, scheduler, consume, runs, demo):
+    for module in (db, seed, scheduler, consume, runs):
         module.register(app)
 
 

@@ -74,7 +74,7 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 def _categories_text(value: object) -> str:
     if isinstance(value, str | list | tuple | set | frozenset):
-        return format_categories(parse_categories(value))  # type: ignore[arg-type]
+        return format_categories(parse_categories(value))  # type: ignore[arg-type,unused-ignore]
     raise ValidationError(f"categories must be a list or comma-separated text, not {value!r}")
 
 

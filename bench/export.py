@@ -1,0 +1,193 @@
+"""Benchmark: full export of one user with N records, then an incremental run after K changes.
+
+PostgreSQL (a throwaway schema on PORTABILITY_BENCH_PG_URL, default the local `test` database)
+to a local S3-compatible server (SeaweedFS by default, ``--s3 moto`` for moto's server). Each
+export runs in a fresh child process so ``peak_rss_mb`` is the export's own peak, not the
+seeder's. Prints, last, one JSON line:
+records, seconds, records_per_s, mb_per_s, peak_rss_mb, incremental_seconds, incremental_ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from sqlalchemy import text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from portability.platform.mutate import mutate  # noqa: E402
+
+from portability.crypto import CredentialBox  # noqa: E402
+from portability.db.engine import make_engine, make_session_factory  # noqa: E402
+from portability.db.migrate import upgrade  # noqa: E402
+from portability.db.models import Access, AppStatus  # noqa: E402
+from portability.devtools.local_s3 import start_moto, start_seaweedfs  # noqa: E402
+from portability.platform.seed import seed  # noqa: E402
+from portability.registry import add_destination, create_app, grant, set_app_status  # noqa: E402
+from portability.runs import create_run  # noqa: E402
+from portability.settings import Settings  # noqa: E402
+
+PG = os.environ.get("PORTABILITY_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+CATEGORIES = "activity,direct_messages,posts,profile"
+
+
+def child(run_id: int) -> None:
+    """Export one run in this process and report seconds and peak RSS as JSON."""
+    from portability.export import execute_run
+    from portability.runtime import Runtime
+
+    runtime = Runtime.from_settings(Settings())
+    started = time.perf_counter()
+    outcome = execute_run(runtime, run_id)
+    seconds = time.perf_counter() - started
+    with runtime.engine.connect() as conn:
+        records, size = conn.execute(
+            text("SELECT records, bytes FROM runs WHERE id = :id"), {"id": run_id}
+        ).one()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        json.dumps(
+            {
+                "status": outcome.status,
+                "message": outcome.message,
+                "seconds": seconds,
+                "records": records,
+                "bytes": size,
+                "peak_rss_mb": peak_mb,
+            }
+        )
+    )
+
+
+def run_child(run_id: int, env: dict[str, str]) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(run_id)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"export child failed:\n{out.stderr[-3000:]}")
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    if result["status"] != "succeeded":
+        raise SystemExit(f"export did not succeed: {result}")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--changes", type=int, default=1_000)
+    parser.add_argument("--s3", choices=["seaweedfs", "moto"], default="seaweedfs")
+    parser.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        child(args.child)
+        return
+
+    schema = f"bench_export_{os.getpid()}"
+    admin = make_engine(PG)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{PG}?options=-csearch_path%3D{schema}"
+    workdir = Path(tempfile.mkdtemp(prefix="bench-export-"))
+    s3 = start_seaweedfs(workdir / "s3") if args.s3 == "seaweedfs" else start_moto()
+    try:
+        key = Fernet.generate_key().decode()
+        settings = Settings(data_dir=workdir, database_url=url, encryption_key=key)
+        engine = make_engine(url)
+        upgrade(engine)
+        t = time.perf_counter()
+        report = seed(engine, users=1, records_per_user=args.records, seed=1)
+        print(
+            f"seeded {report.records:,} records in {time.perf_counter() - t:.1f}s", file=sys.stderr
+        )
+        user_id = report.user_ids[0]
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE platform_users SET country = 'DE'"))
+            conn.execute(text("ANALYZE"))
+        bucket = s3.create_bucket("bench-export")
+        sessions = make_session_factory(engine)
+        with sessions.begin() as session:
+            app, _ = create_app(
+                session,
+                name="Bench",
+                contact_email="bench@example.com",
+                use_case="Benchmarking the export engine end to end.",
+            )
+            set_app_status(session, app.id, AppStatus.APPROVED)
+            auth = grant(
+                session,
+                user_id=user_id,
+                app_id=app.id,
+                categories=CATEGORIES,
+                access=Access.ONGOING,
+                eligible_countries=settings.eligible_countries,
+            )
+            dest = add_destination(
+                session,
+                CredentialBox(key.encode()),
+                app_id=app.id,
+                bucket=bucket,
+                endpoint_url=s3.endpoint_url,
+                access_key_id=s3.access_key_id,
+                secret_access_key=s3.secret_access_key,
+                prefix="bench",
+                compression=args.compression,
+            )
+            full_run = create_run(
+                session, authorization_id=auth.id, destination_id=dest.id, categories=CATEGORIES
+            ).id
+            ids = (auth.id, dest.id)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PORTABILITY_")}
+        env.update(
+            PORTABILITY_DATABASE_URL=url,
+            PORTABILITY_ENCRYPTION_KEY=key,
+            PORTABILITY_DATA_DIR=str(workdir),
+        )
+        full = run_child(full_run, env)
+        print(f"full: {full}", file=sys.stderr)
+
+        per_kind = max(1, args.changes // 10)
+        mutate(engine, user_id=user_id, updates=args.changes - per_kind, deletes=per_kind, seed=3)
+        with sessions.begin() as session:
+            inc_run = create_run(
+                session, authorization_id=ids[0], destination_id=ids[1], categories=CATEGORIES
+            ).id
+        inc = run_child(inc_run, env)
+        print(f"incremental: {inc}", file=sys.stderr)
+        result = {
+            "records": int(full["records"]),
+            "seconds": round(full["seconds"], 3),
+            "records_per_s": round(full["records"] / full["seconds"]),
+            "mb_per_s": round(full["bytes"] / 1e6 / full["seconds"], 1),
+            "peak_rss_mb": round(full["peak_rss_mb"], 1),
+            "incremental_records": int(inc["records"]),
+            "incremental_seconds": round(inc["seconds"], 4),
+            "incremental_ratio": round(inc["seconds"] / full["seconds"], 5),
+            "s3": s3.kind,
+            "compression": args.compression,
+        }
+        engine.dispose()
+    finally:
+        s3.stop()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

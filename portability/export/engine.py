@@ -1,0 +1,253 @@
+"""Executing one run: claim it, check consent, export each category, record the outcome.
+
+Plain Python, no Celery: the worker task calls ``execute_run`` and maps its ``RunOutcome`` to
+"done" or "retry in N seconds". Every way out of a run is decided here:
+
+* consent broken (before or during) -> ``cancelled``, reason ``consent``, nothing more written;
+* transient (S3 5xx, timeouts, lost connections, category busy) -> back to ``queued`` with
+  exponential backoff while attempts remain, else ``failed``;
+* permanent (access denied, no such bucket, ...) -> ``failed`` at once with what to fix.
+A failed run keeps its checkpoints: a re-run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from portability.consent import check_consent, exportable_categories
+from portability.db.base import utcnow
+from portability.db.models import (
+    Access,
+    App,
+    Authorization,
+    Destination,
+    PlatformUser,
+    Run,
+    RunStatus,
+)
+from portability.errors import (
+    CategoryBusyError,
+    ConflictError,
+    ConsentError,
+    NotFoundError,
+    PortabilityError,
+    SourceError,
+)
+from portability.export import _checkpoints
+from portability.export._backoff import retry_delay
+from portability.export._category import CategoryJob, ConsentCheck, export_category
+from portability.export._hooks import ExportHooks
+from portability.manifest import stream_prefix
+from portability.runs import claim_run, finish_run, release_for_retry
+from portability.runtime import Runtime
+
+__all__ = ["RunOutcome", "execute_run"]
+
+log = logging.getLogger("portability.export")
+
+#: Seconds a run waits before trying again when another run holds its category.
+_BUSY_RETRY_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What became of a run: its status, and whether to try again in ``retry_in`` seconds."""
+
+    run_id: int
+    status: str
+    retry_in: float | None = None
+    message: str | None = None
+
+
+def execute_run(runtime: Runtime, run_id: int, *, hooks: ExportHooks | None = None) -> RunOutcome:
+    """Run ``run_id`` to an outcome. Safe to call twice for the same run, concurrently or not:
+    the second call finds the run claimed and returns ``dropped``."""
+    hooks = hooks or ExportHooks()
+    with runtime.sessions.begin() as session:
+        if not claim_run(session, run_id, lease_seconds=runtime.settings.lease_seconds):
+            run = session.get(Run, run_id)
+            status = run.status if run else "missing"
+            log.info(
+                "run %s not claimable (%s): duplicate or early message dropped", run_id, status
+            )
+            return RunOutcome(run_id, "dropped", message=f"run is {status}")
+    try:
+        note = _export(runtime, run_id, hooks)
+    except ConsentError as exc:
+        return _finish(runtime, run_id, RunStatus.CANCELLED, exc)
+    except ConflictError as exc:
+        log.warning("run %s stopped: %s", run_id, exc)
+        return RunOutcome(run_id, "conflict", message=str(exc))
+    except CategoryBusyError as exc:
+        return _retry(runtime, run_id, exc, delay=_BUSY_RETRY_SECONDS, refund_attempt=True)
+    except DBAPIError as exc:
+        error = SourceError(f"database error: {exc.orig or exc}")
+        return _retry_or_fail(runtime, run_id, error)
+    except PortabilityError as exc:
+        if exc.is_transient:
+            return _retry_or_fail(runtime, run_id, exc)
+        return _finish(runtime, run_id, RunStatus.FAILED, exc)
+    except Exception as exc:
+        log.exception("run %s failed with an internal error", run_id)
+        internal = PortabilityError(f"internal error: {type(exc).__name__}: {exc}")
+        return _finish(runtime, run_id, RunStatus.FAILED, internal)
+    finally:
+        _release(runtime, run_id)
+    with runtime.sessions.begin() as session:
+        if not finish_run(session, run_id, RunStatus.SUCCEEDED, error=note):
+            return RunOutcome(run_id, "conflict", message="run moved before it could finish")
+    return RunOutcome(run_id, RunStatus.SUCCEEDED.value, message=note)
+
+
+def _export(runtime: Runtime, run_id: int, hooks: ExportHooks) -> str | None:
+    settings = runtime.settings
+    with runtime.sessions.begin() as session:
+        run, grant, app, user, dest_row = _load(session, run_id)
+        _check(session, run, runtime.settings.eligible_countries)
+        _claim_single_use(session, run, grant)
+        allowed, refused = exportable_categories(grant.category_set, run.category_set)
+        job_base = dict(
+            run_id=run.id,
+            app_id=app.id,
+            authorization_id=grant.id,
+            user_id=user.id,
+            categories=sorted(c.value for c in allowed),
+            compression=dest_row.compression or settings.export_compression,
+            started_at=run.started_at or utcnow(),
+        )
+        prefix = dest_row.prefix
+    if not allowed:
+        raise ConsentError(
+            f"none of the requested categories ({', '.join(sorted(refused))}) is granted"
+        )
+    destination = runtime.open_destination(dest_row)
+
+    def probe(session: Session) -> None:
+        fresh = session.get(Run, run_id)
+        if fresh is None or fresh.status != RunStatus.RUNNING:
+            raise ConflictError(f"run {run_id} is no longer running")
+        _check(session, fresh, settings.eligible_countries)
+
+    consent = ConsentCheck(runtime, run_id, probe)
+    for category in sorted(allowed):
+        consent()  # between categories, always
+        consent.category = (grant.id, category.value)
+        job = CategoryJob(
+            category=category,
+            stream=stream_prefix(prefix, user.id, category.value, grant.id),
+            **job_base,  # type: ignore[arg-type]
+        )
+        export_category(runtime, job, destination, consent, hooks)
+        consent.category = None
+    if refused:
+        return f"not granted, skipped: {', '.join(sorted(refused))}"
+    return None
+
+
+def _load(
+    session: Session, run_id: int
+) -> tuple[Run, Authorization, App, PlatformUser, Destination]:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFoundError(f"run {run_id} not found")
+    grant = session.get(Authorization, run.authorization_id)
+    app = session.get(App, run.app_id)
+    dest = session.get(Destination, run.destination_id)
+    if grant is None or app is None or dest is None:
+        raise NotFoundError(f"run {run_id} refers to a missing grant, app or destination")
+    user = session.get(PlatformUser, grant.user_id)
+    if user is None:
+        raise NotFoundError(f"user {grant.user_id} of authorization {grant.id} not found")
+    return run, grant, app, user, dest
+
+
+def _check(session: Session, run: Run, eligible: frozenset[str]) -> None:
+    grant = session.get(Authorization, run.authorization_id, populate_existing=True)
+    app = session.get(App, run.app_id, populate_existing=True)
+    assert grant is not None and app is not None
+    user = session.get(PlatformUser, grant.user_id, populate_existing=True)
+    assert user is not None
+    check_consent(
+        app=app,
+        grant=grant,
+        user=user,
+        now=utcnow(),
+        eligible_countries=eligible,
+        single_already_claimed_by_this_run=grant.used_by_run_id in {run.id, run.rerun_of},
+    )
+
+
+def _claim_single_use(session: Session, run: Run, grant: Authorization) -> None:
+    """Mark a single-use grant used by this run (a guarded update: two runs cannot both win)."""
+    if grant.access != Access.SINGLE or grant.used_by_run_id == run.id:
+        return
+    moved = session.execute(
+        update(Authorization)
+        .where(
+            Authorization.id == grant.id,
+            (Authorization.used_by_run_id.is_(None))
+            | (Authorization.used_by_run_id == run.rerun_of),
+        )
+        .values(used_at=grant.used_at or utcnow(), used_by_run_id=run.id)
+        .execution_options(synchronize_session=False)
+    )
+    if not moved.rowcount:  # type: ignore[attr-defined]
+        raise ConsentError(f"authorization {grant.id} is single-use and was already used")
+    session.expire(grant)
+
+
+def _finish(runtime: Runtime, run_id: int, status: RunStatus, exc: PortabilityError) -> RunOutcome:
+    message = str(exc)
+    log.warning("run %s %s: %s", run_id, status.value, message)
+    with runtime.sessions.begin() as session:
+        finish_run(session, run_id, status, error=message, reason=exc.reason)
+    return RunOutcome(run_id, status.value, message=message)
+
+
+def _retry_or_fail(runtime: Runtime, run_id: int, exc: PortabilityError) -> RunOutcome:
+    with runtime.sessions.begin() as session:
+        run = session.get(Run, run_id)
+        attempts, max_attempts = (run.attempts, run.max_attempts) if run else (0, 0)
+    if attempts >= max_attempts:
+        message = f"gave up after {attempts} attempts: {exc}"
+        with runtime.sessions.begin() as session:
+            finish_run(session, run_id, RunStatus.FAILED, error=message, reason=exc.reason)
+        log.warning("run %s failed: %s", run_id, message)
+        return RunOutcome(run_id, RunStatus.FAILED.value, message=message)
+    delay = retry_delay(
+        attempts, base=runtime.settings.retry_backoff_base, cap=runtime.settings.retry_backoff_max
+    )
+    return _retry(runtime, run_id, exc, delay=delay)
+
+
+def _retry(
+    runtime: Runtime,
+    run_id: int,
+    exc: PortabilityError,
+    *,
+    delay: float,
+    refund_attempt: bool = False,
+) -> RunOutcome:
+    with runtime.sessions.begin() as session:
+        moved = release_for_retry(
+            session, run_id, error=str(exc), reason=exc.reason, delay_seconds=delay
+        )
+        if moved and refund_attempt:
+            session.execute(update(Run).where(Run.id == run_id).values(attempts=Run.attempts - 1))
+    if not moved:
+        return RunOutcome(run_id, "conflict", message="run moved before it could be retried")
+    log.info("run %s will retry in %.1fs: %s", run_id, delay, exc)
+    return RunOutcome(run_id, RunStatus.QUEUED.value, retry_in=delay, message=str(exc))
+
+
+def _release(runtime: Runtime, run_id: int) -> None:
+    try:
+        with runtime.sessions.begin() as session:
+            _checkpoints.release_leases(session, run_id)
+    except DBAPIError:
+        log.warning("could not release the leases of run %s; they lapse on their own", run_id)

@@ -1,0 +1,189 @@
+"""Real Celery worker processes: redelivery after SIGKILL, and beat + worker carrying a
+recurring schedule, on real brokers and a real S3 server."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from portability.destinations.s3 import S3Config, S3Destination
+from portability.platform.mutate import mutate
+from sqlalchemy import text
+
+from portability.db.base import utcnow
+from portability.db.engine import make_engine
+from portability.db.migrate import upgrade
+from portability.db.models import RunStatus
+from portability.registry import create_schedule
+from portability.settings import Settings
+from tests.fixtures.transfers import delivered_lines, feed_lines, last_watermark
+from tests.fixtures.workers import wait_until
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
+
+def _destination(s3_endpoint, bucket: str) -> S3Destination:
+    return S3Destination(
+        S3Config(
+            bucket=bucket,
+            access_key_id=s3_endpoint.access_key_id,
+            secret_access_key=s3_endpoint.secret_access_key,
+            endpoint_url=s3_endpoint.endpoint_url,
+            region=s3_endpoint.region,
+        )
+    )
+
+
+def _status(engine, run_id: int) -> str:
+    with engine.connect() as conn:
+        return str(
+            conn.execute(text("SELECT status FROM runs WHERE id = :i"), {"i": run_id}).scalar_one()
+        )
+
+
+def _enqueue(env: dict[str, str], run_id: int) -> None:
+    from workers.app import EXPORT_TASK, create_app
+
+    settings = Settings(
+        data_dir=Path(env["PORTABILITY_DATA_DIR"]), broker_url=env.get("PORTABILITY_BROKER_URL")
+    )
+    create_app(settings).send_task(EXPORT_TASK, args=[run_id])
+
+
+def test_a_worker_killed_mid_run_is_redelivered_and_completes_exactly_once(
+    pg_url, worker_env, start_worker, make_transfer, s3_endpoint, make_bucket
+):
+    env = dict(
+        worker_env, PORTABILITY_EXPORT_BATCH_SIZE="100", PORTABILITY_EXPORT_PART_MAX_RECORDS="200"
+    )
+    settings = Settings(
+        encryption_key=env["PORTABILITY_ENCRYPTION_KEY"], data_dir=Path(env["PORTABILITY_DATA_DIR"])
+    )
+    bucket = make_bucket(s3_endpoint)
+    destination = _destination(s3_endpoint, bucket)
+    engine = make_engine(pg_url)
+    transfer = make_transfer(
+        engine,
+        destination,
+        records=30_000,
+        categories="activity",
+        settings=settings,
+        bucket=bucket,
+        endpoint_url=s3_endpoint.endpoint_url,
+        access_key_id=s3_endpoint.access_key_id,
+        secret_access_key=s3_endpoint.secret_access_key,
+    )
+    run_id = transfer.new_run()
+    first = start_worker(env=env)
+    _enqueue(env, run_id)
+
+    wait_until(
+        lambda: any("/parts/" in o.key for o in destination.list_objects("")),
+        timeout=60,
+        what="the first part to be written",
+    )
+    first.kill()
+    assert _status(engine, run_id) == RunStatus.RUNNING
+
+    start_worker(env=env)
+    wait_until(
+        lambda: _status(engine, run_id) in {"succeeded", "failed", "cancelled"},
+        timeout=120,
+        what="the redelivered run to finish",
+    )
+
+    assert _status(engine, run_id) == RunStatus.SUCCEEDED
+    stream = transfer.stream("activity")
+    assert delivered_lines(destination, stream) == feed_lines(
+        engine, transfer.user_id, "activity", last_watermark(destination, stream)
+    )
+    with engine.connect() as conn:
+        attempts = conn.execute(
+            text("SELECT attempts FROM runs WHERE id = :i"), {"i": run_id}
+        ).scalar_one()
+    assert attempts >= 2
+    engine.dispose()
+
+
+def test_beat_and_a_worker_on_the_embedded_default_carry_a_schedule_through_two_runs(
+    tmp_path, start_worker, start_beat, make_transfer, s3_endpoint, make_bucket
+):
+    from cryptography.fernet import Fernet
+
+    data_dir = tmp_path / "embedded"
+    env = {
+        "PATH": __import__("os").environ["PATH"],
+        "PORTABILITY_DATA_DIR": str(data_dir),
+        "PORTABILITY_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "PORTABILITY_SCHEDULER_TICK_SECONDS": "0.5",
+        "PORTABILITY_SCHEDULER_MAX_JITTER_SECONDS": "0",
+    }
+    settings = Settings(data_dir=data_dir, encryption_key=env["PORTABILITY_ENCRYPTION_KEY"])
+    engine = make_engine(settings)  # the embedded default: SQLite under the data folder
+    upgrade(engine)
+    bucket = make_bucket(s3_endpoint)
+    destination = _destination(s3_endpoint, bucket)
+    transfer = make_transfer(
+        engine,
+        destination,
+        records=300,
+        categories="posts,profile",
+        settings=settings,
+        bucket=bucket,
+        endpoint_url=s3_endpoint.endpoint_url,
+        access_key_id=s3_endpoint.access_key_id,
+        secret_access_key=s3_endpoint.secret_access_key,
+    )
+    with transfer.runtime.sessions.begin() as session:
+        schedule_id = create_schedule(
+            session,
+            app_id=transfer.app_id,
+            authorization_id=transfer.authorization_id,
+            destination_id=transfer.destination_id,
+            categories="posts,profile",
+            cron="@daily",
+            timezone="Europe/Berlin",
+        ).id
+
+    def make_due() -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                text("UPDATE schedules SET next_run_at = :t WHERE id = :i"),
+                {"t": utcnow() - timedelta(seconds=1), "i": schedule_id},
+            )
+
+    def runs() -> list[tuple[int, str]]:
+        with engine.connect() as conn:
+            return [
+                tuple(r)
+                for r in conn.execute(
+                    text("SELECT id, status FROM runs WHERE schedule_id = :i ORDER BY id"),
+                    {"i": schedule_id},
+                )
+            ]
+
+    start_worker(env=env)
+    start_beat(env=env)
+    make_due()
+    wait_until(
+        lambda: [s for _, s in runs()] == ["succeeded"], timeout=90, what="the first scheduled run"
+    )
+    mutate(engine, user_id=transfer.user_id, updates=3, deletes=1, seed=4, categories=["posts"])
+    make_due()
+    wait_until(
+        lambda: [s for _, s in runs()] == ["succeeded", "succeeded"],
+        timeout=90,
+        what="the second scheduled run",
+    )
+
+    with engine.connect() as conn:
+        next_run = conn.execute(
+            text("SELECT next_run_at FROM schedules WHERE id = :i"), {"i": schedule_id}
+        ).scalar_one()
+        second_records = conn.execute(
+            text("SELECT records FROM runs WHERE id = :i"), {"i": runs()[1][0]}
+        ).scalar_one()
+    assert next_run is not None
+    assert second_records == 4
+    engine.dispose()
