@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from cryptography.fernet import Fernet
 from sqlalchemy import text
@@ -25,13 +26,12 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from portability.platform.mutate import mutate  # noqa: E402
-
 from portability.crypto import CredentialBox  # noqa: E402
 from portability.db.engine import make_engine, make_session_factory  # noqa: E402
 from portability.db.migrate import upgrade  # noqa: E402
 from portability.db.models import Access, AppStatus  # noqa: E402
 from portability.devtools.local_s3 import start_moto, start_seaweedfs  # noqa: E402
+from portability.platform.mutate import mutate  # noqa: E402
 from portability.platform.seed import seed  # noqa: E402
 from portability.registry import add_destination, create_app, grant, set_app_status  # noqa: E402
 from portability.runs import create_run  # noqa: E402
@@ -41,23 +41,43 @@ PG = os.environ.get("PORTABILITY_BENCH_PG_URL", "postgresql+psycopg://postgres@1
 CATEGORIES = "activity,direct_messages,posts,profile"
 
 
-def child(run_id: int) -> None:
-    """Export one run in this process and report seconds and peak RSS as JSON."""
+def child(auth_id: int, dest_id: int, user_id: str, changes: int) -> None:
+    """In one fresh worker-like process: a full export, then K changes and an incremental one.
+
+    The incremental run is measured in the same, warm process, as a long-lived worker runs it.
+    """
     from portability.export import execute_run
     from portability.runtime import Runtime
 
     runtime = Runtime.from_settings(Settings())
-    started = time.perf_counter()
-    outcome = execute_run(runtime, run_id)
-    seconds = time.perf_counter() - started
-    with runtime.engine.connect() as conn:
-        records, size = conn.execute(
-            text("SELECT records, bytes FROM runs WHERE id = :id"), {"id": run_id}
-        ).one()
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        json.dumps(
+    results = []
+    for phase in ("full", "incremental"):
+        if phase == "incremental":
+            per_kind = max(1, changes // 10)
+            mutate(
+                runtime.engine,
+                user_id=user_id,
+                updates=changes - per_kind,
+                deletes=per_kind,
+                seed=3,
+            )
+        with runtime.sessions.begin() as session:
+            run_id = create_run(
+                session, authorization_id=auth_id, destination_id=dest_id, categories=CATEGORIES
+            ).id
+        profiler = _start_profile()
+        started = time.perf_counter()
+        outcome = execute_run(runtime, run_id)
+        seconds = time.perf_counter() - started
+        _stop_profile(profiler)
+        with runtime.engine.connect() as conn:
+            records, size = conn.execute(
+                text("SELECT records, bytes FROM runs WHERE id = :id"), {"id": run_id}
+            ).one()
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        results.append(
             {
+                "phase": phase,
                 "status": outcome.status,
                 "message": outcome.message,
                 "seconds": seconds,
@@ -66,12 +86,30 @@ def child(run_id: int) -> None:
                 "peak_rss_mb": peak_mb,
             }
         )
-    )
+    print(json.dumps(results))
 
 
-def run_child(run_id: int, env: dict[str, str]) -> dict[str, float]:
+def _start_profile() -> Any:
+    if not os.environ.get("BENCH_PROFILE"):
+        return None
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    return profiler
+
+
+def _stop_profile(profiler: Any) -> None:
+    if profiler is not None:
+        import pstats
+
+        profiler.disable()
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(30)
+
+
+def run_child(args: list[str], env: dict[str, str]) -> list[dict[str, Any]]:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", str(run_id)],
+        [sys.executable, __file__, "--child", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -79,10 +117,13 @@ def run_child(run_id: int, env: dict[str, str]) -> dict[str, float]:
     )
     if out.returncode != 0:
         raise SystemExit(f"export child failed:\n{out.stderr[-3000:]}")
-    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
-    if result["status"] != "succeeded":
-        raise SystemExit(f"export did not succeed: {result}")
-    return result
+    if os.environ.get("BENCH_PROFILE"):
+        print(out.stderr, file=sys.stderr)
+    results: list[dict[str, Any]] = json.loads(out.stdout.strip().splitlines()[-1])
+    for result in results:
+        if result["status"] != "succeeded":
+            raise SystemExit(f"export did not succeed: {result}")
+    return results
 
 
 def main() -> None:
@@ -91,10 +132,11 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=1_000)
     parser.add_argument("--s3", choices=["seaweedfs", "moto"], default="seaweedfs")
     parser.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip")
-    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        child(args.child)
+        auth, dest, user, changes = args.child
+        child(int(auth), int(dest), user, int(changes))
         return
 
     schema = f"bench_export_{os.getpid()}"
@@ -147,9 +189,6 @@ def main() -> None:
                 prefix="bench",
                 compression=args.compression,
             )
-            full_run = create_run(
-                session, authorization_id=auth.id, destination_id=dest.id, categories=CATEGORIES
-            ).id
             ids = (auth.id, dest.id)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PORTABILITY_")}
         env.update(
@@ -157,17 +196,8 @@ def main() -> None:
             PORTABILITY_ENCRYPTION_KEY=key,
             PORTABILITY_DATA_DIR=str(workdir),
         )
-        full = run_child(full_run, env)
-        print(f"full: {full}", file=sys.stderr)
-
-        per_kind = max(1, args.changes // 10)
-        mutate(engine, user_id=user_id, updates=args.changes - per_kind, deletes=per_kind, seed=3)
-        with sessions.begin() as session:
-            inc_run = create_run(
-                session, authorization_id=ids[0], destination_id=ids[1], categories=CATEGORIES
-            ).id
-        inc = run_child(inc_run, env)
-        print(f"incremental: {inc}", file=sys.stderr)
+        full, inc = run_child([str(ids[0]), str(ids[1]), user_id, str(args.changes)], env)
+        print(f"full: {full}\nincremental: {inc}", file=sys.stderr)
         result = {
             "records": int(full["records"]),
             "seconds": round(full["seconds"], 3),

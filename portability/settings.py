@@ -42,9 +42,13 @@ class Settings(BaseSettings):
     s3_addressing_style: str = "path"
     s3_checksum_mode: str = Field(
         default="when_required",
-        description="botocore request/response checksum mode; 'when_supported' breaks some servers.",
+        description="botocore checksum mode; 'when_supported' breaks some S3-compatible servers.",
     )
-    s3_max_attempts: int = Field(default=5, ge=1, description="boto3 retries per S3 request.")
+    s3_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="Attempts per S3 request, the first included.",
+    )
     s3_connect_timeout: float = 5.0
     s3_read_timeout: float = 60.0
     s3_multipart_chunk_mib: int = Field(default=8, ge=5, description="Multipart chunk size.")
@@ -66,6 +70,12 @@ class Settings(BaseSettings):
     task_time_limit: int = Field(default=6 * 3600, description="Hard limit for one export task.")
     visibility_timeout: int = Field(
         default=8 * 3600, description="Redis broker redelivery; longer than the longest run."
+    )
+    broker_restore_interval: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often a Redis-broker worker sweeps for unacknowledged messages whose "
+        "visibility timeout passed (a dead worker's), to deliver them again.",
     )
 
     # Scheduler.

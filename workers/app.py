@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from datetime import timedelta
 from typing import Any
 
 from celery import Celery, Task
@@ -21,21 +20,26 @@ from portability.settings import Settings
 __all__ = ["app", "create_app", "enqueue_run", "enqueue_runs", "runtime"]
 
 EXPORT_TASK = "portability.export_run"
-TICK_TASK = "portability.scheduler_tick"
-RECONCILE_TASK = "portability.reconcile"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     broker = settings.resolved_broker_url
-    transport_options: dict[str, Any] = {"visibility_timeout": settings.visibility_timeout}
+    transport_options: dict[str, Any] = {
+        "visibility_timeout": settings.visibility_timeout,
+        # Sweep for a dead worker's unacknowledged messages every interval (kombu's default
+        # throttling makes it ~100 s); the scan is one ZRANGE on a small index.
+        "unacked_restore_interval": settings.broker_restore_interval,
+        "unacked_restore_throttle": 1,
+    }
     if broker.startswith("filesystem"):
         folder = settings.broker_folder
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         transport_options.update(
             data_folder_in=str(folder / "queue"),
             data_folder_out=str(folder / "queue"),
             processed_folder=str(folder / "processed"),
+            control_folder=str(folder / "control"),
             store_processed=False,
         )
     return {
@@ -55,18 +59,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_soft_time_limit": max(1, settings.task_time_limit - 60),
         "task_default_queue": "portability",
         "worker_hijack_root_logger": False,
-        "beat_schedule": {
-            "scheduler-tick": {
-                "task": TICK_TASK,
-                "schedule": timedelta(seconds=settings.scheduler_tick_seconds),
-                "options": {"expires": settings.scheduler_tick_seconds * 2},
-            },
-            "reconcile": {
-                "task": RECONCILE_TASK,
-                "schedule": timedelta(seconds=max(30, settings.reconcile_after_seconds // 2)),
-                "options": {"expires": 60},
-            },
-        },
+        "beat_scheduler": "workers.beat:TickingScheduler",
+        "beat_schedule": {},
         "beat_schedule_filename": str((settings.data_dir / "celerybeat-schedule").resolve()),
     }
 
@@ -95,7 +89,7 @@ def runtime() -> Any:
     return _RUNTIME[pid]
 
 
-@app.task(bind=True, name=EXPORT_TASK, max_retries=None)
+@app.task(bind=True, name=EXPORT_TASK, max_retries=None)  # type: ignore[untyped-decorator,unused-ignore]
 def export_run(self: Task, run_id: int) -> str:
     """Execute one run; the engine decides done, failed or "retry in N seconds"."""
     from portability.export import execute_run
@@ -106,28 +100,12 @@ def export_run(self: Task, run_id: int) -> str:
     return outcome.status
 
 
-@app.task(name=TICK_TASK, ignore_result=True)
-def scheduler_tick() -> int:
-    """Beat entry: claim due schedules, create their runs, enqueue them."""
-    from schedules import run_tick
-
-    return int(run_tick(runtime(), enqueue_runs).created)
-
-
-@app.task(name=RECONCILE_TASK, ignore_result=True)
-def reconcile() -> int:
-    """Beat entry: re-enqueue runs the broker may have lost."""
-    from schedules import reconcile_runs
-
-    return int(reconcile_runs(runtime(), enqueue_runs))
-
-
 def enqueue_run(run_id: int) -> None:
     enqueue_runs([run_id])
 
 
 def enqueue_runs(run_ids: Iterable[int]) -> None:
-    """Publish "run N is due" for each id over one producer connection."""
-    with app.producer_or_acquire() as producer:
-        for run_id in run_ids:
-            export_run.apply_async(args=[run_id], producer=producer)
+    """Publish "run N is due" for each id (pipelined; see ``workers._publish``)."""
+    from workers._publish import publish_runs
+
+    publish_runs(app, list(run_ids))

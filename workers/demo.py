@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
-from portability.platform.mutate import MutationReport, mutate
 
 from portability.categories import Category
 from portability.crypto import CredentialBox
@@ -28,6 +27,7 @@ from portability.db.engine import make_engine, make_session_factory
 from portability.db.migrate import upgrade
 from portability.db.models import Access, AppStatus, RunStatus
 from portability.devtools.local_s3 import LocalS3, start_local_s3
+from portability.platform.mutate import MutationReport, mutate
 from portability.platform.seed import seed
 from portability.registry import add_destination, add_user, create_app, grant, set_app_status
 from portability.runs import RunView, create_run, get_run
@@ -136,13 +136,17 @@ def main() -> int:
 
         step(6, "Changing some records on the platform (updates and a delete)")
         changes = mutate(
+            engine, user_id=user_id, updates=6, deletes=1, seed=7, categories=[Category.POSTS.value]
+        )
+        profile = mutate(
             engine,
             user_id=user_id,
-            updates=6,
-            deletes=1,
-            seed=7,
-            categories=[c.value for c in CATEGORIES],
+            updates=1,
+            deletes=0,
+            seed=8,
+            categories=[Category.PROFILE.value],
         )
+        changes.updated.update(profile.updated)
         say(f"  {_describe_mutation(changes)}")
 
         step(7, "Second transfer: only what changed since the checkpoint")
@@ -263,9 +267,39 @@ def _describe_mutation(changes: MutationReport) -> str:
 def _consume_and_compare(
     s3: LocalS3, bucket: str, demo_dir: Path, engine: Any, user_id: str
 ) -> bool:
-    from portability.consumer import consume_and_compare
+    """Apply the bucket into a local SQLite store with the reference consumer, then compare
+    it with the platform's current state, record by record."""
+    from portability.consumer import SqliteStore, consume, open_bucket
+    from portability.platform.store import current_state
 
-    return bool(consume_and_compare(s3, bucket, demo_dir, engine, user_id, CATEGORIES))
+    destination = open_bucket(
+        bucket,
+        access_key_id=s3.access_key_id,
+        secret_access_key=s3.secret_access_key,
+        endpoint_url=s3.endpoint_url,
+        region=s3.region,
+    )
+    store_path = demo_dir / "consumer.db"
+    with SqliteStore(str(store_path)) as store:
+        report = consume(destination, store, prefix="portability")
+        again = consume(destination, store, prefix="portability")
+        matches = report.ok and again.records == 0
+        for category in CATEGORIES:
+            local = {rid: data for rid, _at, data in store.records(category.value, user_id)}
+            platform = current_state(engine, user_id, category)
+            same = local == platform
+            matches = matches and same
+            say(
+                f"  {category.value:<16} {len(local):>6} records locally, {len(platform):>6} on "
+                f"the platform: {'identical' if same else 'DIFFERENT'}"
+            )
+    say(
+        f"  applied {report.records:,} records from the manifests "
+        f"({len(report.applied)} manifests; {report.ignored_objects} unlisted objects ignored); "
+        f"a second pass applied {again.records}"
+    )
+    say(f"  local store: {store_path}")
+    return matches
 
 
 def _summary(
@@ -297,10 +331,12 @@ def _summary(
     say(f"developer's local copy matches the platform: {'yes ✔' if matches else 'NO ✘'}")
     say(f"done in {seconds:.1f}s\n")
     say("Next steps:")
-    say("  make test                         # the whole suite, on real PostgreSQL, Redis and S3")
-    say(f"  ls {demo_dir}                     # demo database, broker queue, worker log")
+    say("  make test                              # the suite, on real PostgreSQL, Redis and S3")
+    say(f"  ls {demo_dir}")
+    say("                                         # demo database, broker queue, worker log")
     say("  .venv/bin/portability consume --help   # apply deliveries to your own store")
-    say("  README.md                         # layout of the bucket, record schemas, operations")
+    say("  .venv/bin/portability runs list        # what ran, with per-category results")
+    say("  README.md                              # bucket layout, record schemas, operations")
 
 
 def _expected_changes(changes: MutationReport) -> dict[str, int]:

@@ -36,5 +36,5 @@ def main() -> None:
         app(standalone_mode=False)
     except SystemExit:
         raise
-    except BaseException as exc:  # noqa: BLE001 - the one place errors become exit codes
+    except BaseException as exc:
         sys.exit(_errors.report(exc))

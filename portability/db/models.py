@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from portability.categories import Category, format_categories, parse_categories
-from portability.db.base import Base, BigIntPK, UTCDateTime, utcnow
+from portability.db.base import Base, UTCDateTime, utcnow
 from portability.errors import ValidationError
 
 __all__ = [

@@ -58,18 +58,16 @@ def export_category(
     """Deliver one category; returns its finished ``run_categories`` row."""
     settings = runtime.settings
     with runtime.sessions.begin() as session:
-        checkpoint = _checkpoints.acquire_lease(
+        _checkpoints.acquire_lease(
             session, job.authorization_id, job.category, job.run_id, settings.lease_seconds
         )
         done = _finished_row(session, job)
         if done is not None:
             return done
     _adopt_written_manifests(runtime, job, destination)
-    with runtime.sessions.begin() as session:
-        checkpoint = _checkpoint(session, job)
-        row = _plan(runtime, session, job, checkpoint)
-        if row.status in {"done", "empty"}:
-            return row
+    row = _plan(runtime, job)
+    if row.status in {"done", "empty"}:
+        return row
     assert row.from_watermark is not None and row.to_watermark is not None
     assert row.sequence is not None
 
@@ -174,30 +172,35 @@ def _adopt_written_manifests(runtime: Runtime, job: CategoryJob, destination: De
                 _record_result(session, job, written, key)
 
 
-def _plan(
-    runtime: Runtime, session: Session, job: CategoryJob, checkpoint: Checkpoint
-) -> RunCategory:
-    """Fix the watermark range of this delivery, reusing a previous attempt's when still valid."""
-    row = session.get(RunCategory, (job.run_id, job.category.value))
-    if row is None:
-        row = RunCategory(run_id=job.run_id, category=job.category.value)
+def _plan(runtime: Runtime, job: CategoryJob) -> RunCategory:
+    """Fix the watermark range of this delivery, reusing a previous attempt's when still valid.
+
+    The source is asked outside any transaction of ours: on SQLite a transaction holds the
+    write lock, and the feed reads through a connection of its own.
+    """
+    key = (job.run_id, job.category.value)
+    with runtime.sessions.begin() as session:
+        row = session.get(RunCategory, key)
+        checkpoint = _checkpoint(session, job)
+        sequence, watermark = checkpoint.sequence + 1, checkpoint.watermark
+        is_reset = checkpoint.is_reset_pending
+        if row is not None and (
+            row.status in {"done", "empty"}
+            or (row.from_watermark == watermark and row.sequence == sequence)
+        ):
+            return row  # finished, or a retry: same range, same keys, same bytes
+    upper = runtime.source.watermark()
+    has_changes = runtime.source.has_changes(job.user_id, job.category, watermark, upper)
+    with runtime.sessions.begin() as session:
+        row = session.get(RunCategory, key) or RunCategory(run_id=job.run_id, category=key[1])
         session.add(row)
-    if row.status in {"done", "empty"}:
+        row.from_watermark = watermark  # a checkpoint reset sets it back to 0
+        row.to_watermark = upper
+        row.sequence = sequence
+        row.is_reset = is_reset
+        row.status = "planned" if has_changes else "empty"
+        session.flush()
         return row
-    sequence = checkpoint.sequence + 1
-    if row.from_watermark == checkpoint.watermark and row.sequence == sequence:
-        return row  # a retry: same range, same keys, same bytes
-    row.from_watermark = checkpoint.watermark  # a checkpoint reset sets it back to 0
-    row.to_watermark = runtime.source.watermark()
-    row.sequence = sequence
-    row.is_reset = checkpoint.is_reset_pending
-    row.status = "planned"
-    if not runtime.source.has_changes(
-        job.user_id, job.category, row.from_watermark, row.to_watermark
-    ):
-        row.status = "empty"
-    session.flush()
-    return row
 
 
 def _write_parts(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -128,10 +128,9 @@ def _export(runtime: Runtime, run_id: int, hooks: ExportHooks) -> str | None:
     destination = runtime.open_destination(dest_row)
 
     def probe(session: Session) -> None:
-        fresh = session.get(Run, run_id)
-        if fresh is None or fresh.status != RunStatus.RUNNING:
-            raise ConflictError(f"run {run_id} is no longer running")
-        _check(session, fresh, settings.eligible_countries)
+        # A cancel or a takeover shows up as a lost lease at the next renewal; between
+        # renewals only consent is re-read (one query per batch).
+        _check(session, run, settings.eligible_countries)
 
     consent = ConsentCheck(runtime, run_id, probe)
     for category in sorted(allowed):
@@ -167,11 +166,17 @@ def _load(
 
 
 def _check(session: Session, run: Run, eligible: frozenset[str]) -> None:
-    grant = session.get(Authorization, run.authorization_id, populate_existing=True)
-    app = session.get(App, run.app_id, populate_existing=True)
-    assert grant is not None and app is not None
-    user = session.get(PlatformUser, grant.user_id, populate_existing=True)
-    assert user is not None
+    """Re-read the grant, its user and the app in one round trip and apply the consent rules."""
+    row = session.execute(
+        select(Authorization, App, PlatformUser)
+        .join(App, App.id == Authorization.app_id)
+        .join(PlatformUser, PlatformUser.id == Authorization.user_id)
+        .where(Authorization.id == run.authorization_id)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if row is None:
+        raise ConsentError(f"authorization {run.authorization_id} no longer exists")
+    grant, app, user = row
     check_consent(
         app=app,
         grant=grant,

@@ -5,15 +5,15 @@ from __future__ import annotations
 import threading
 
 import pytest
-from portability.destinations.memory import MemoryDestination
-from portability.platform.mutate import mutate
 from sqlalchemy import text
 
 from portability.categories import Category
 from portability.db.base import utcnow
 from portability.db.models import RunStatus
+from portability.destinations.memory import MemoryDestination
 from portability.errors import DestinationPermanentError, DestinationTransientError
 from portability.export import ExportHooks, execute_run
+from portability.platform.mutate import mutate
 from portability.registry import revoke_grant, set_app_status
 from tests.fixtures.transfers import delivered_lines, feed_lines, last_watermark, manifests
 

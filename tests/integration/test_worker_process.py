@@ -7,14 +7,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from portability.destinations.s3 import S3Config, S3Destination
-from portability.platform.mutate import mutate
 from sqlalchemy import text
 
 from portability.db.base import utcnow
 from portability.db.engine import make_engine
 from portability.db.migrate import upgrade
 from portability.db.models import RunStatus
+from portability.destinations.s3 import S3Config, S3Destination
+from portability.platform.mutate import mutate
 from portability.registry import create_schedule
 from portability.settings import Settings
 from tests.fixtures.transfers import delivered_lines, feed_lines, last_watermark
@@ -85,7 +85,6 @@ def test_a_worker_killed_mid_run_is_redelivered_and_completes_exactly_once(
     )
     first.kill()
     assert _status(engine, run_id) == RunStatus.RUNNING
-
     start_worker(env=env)
     wait_until(
         lambda: _status(engine, run_id) in {"succeeded", "failed", "cancelled"},
@@ -177,12 +176,13 @@ def test_beat_and_a_worker_on_the_embedded_default_carry_a_schedule_through_two_
         what="the second scheduled run",
     )
 
+    second_run = runs()[1][0]
     with engine.connect() as conn:
         next_run = conn.execute(
             text("SELECT next_run_at FROM schedules WHERE id = :i"), {"i": schedule_id}
         ).scalar_one()
         second_records = conn.execute(
-            text("SELECT records FROM runs WHERE id = :i"), {"i": runs()[1][0]}
+            text("SELECT records FROM runs WHERE id = :i"), {"i": second_run}
         ).scalar_one()
     assert next_run is not None
     assert second_records == 4

@@ -1,0 +1,61 @@
+"""The developer's side of the bucket: verify and apply delivered manifests, exactly once.
+
+    from portability.consumer import SqliteStore, consume, open_bucket
+
+    bucket = open_bucket("my-bucket", access_key_id=..., secret_access_key=...,
+                         endpoint_url="https://s3.example.com")
+    with SqliteStore("consumer.db") as store:
+        report = consume(bucket, store, prefix="exports")
+    print(report.to_dict())
+
+Only manifested parts are read; every part is checked (size, SHA-256, record counts) and a
+manifest is applied in one transaction with the stream's new position, so running again
+applies only what is new and applying a manifest twice changes nothing. See
+``docs/consumer.md`` for the layout, the continuity rules and the store's tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from portability.destinations.base import Destination
+
+from ._apply import AppliedManifest, Progress
+from ._bucket import open_bucket
+from ._consumer import Consumer, ConsumeReport, StreamProblem
+from ._decode import iter_lines
+from ._jsonl_store import JsonlStore
+from ._layout import Listing, StreamId, scan
+from ._store import JOURNAL_MODES, SqliteStore
+from ._verify import Position, RefusedObjectError, is_full_replay
+
+__all__ = [
+    "JOURNAL_MODES",
+    "AppliedManifest",
+    "ConsumeReport",
+    "Consumer",
+    "JsonlStore",
+    "Listing",
+    "Position",
+    "Progress",
+    "RefusedObjectError",
+    "SqliteStore",
+    "StreamId",
+    "StreamProblem",
+    "consume",
+    "is_full_replay",
+    "iter_lines",
+    "open_bucket",
+    "scan",
+]
+
+
+def consume(
+    destination: Destination,
+    store: SqliteStore,
+    *,
+    prefix: str = "",
+    on_progress: Callable[[Progress], None] | None = None,
+) -> ConsumeReport:
+    """One pass: apply every new manifest under ``prefix`` into ``store``."""
+    return Consumer(destination, store, prefix=prefix, on_progress=on_progress).run_once()

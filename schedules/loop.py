@@ -1,0 +1,94 @@
+"""The standalone scheduler loop (``portability scheduler run``), for operators without beat.
+
+It does what the two beat entries do: a tick every ``scheduler_tick_seconds`` and the
+reconciler every ``max(30, reconcile_after_seconds // 2)`` seconds. Several loops (or loops
+and beats) may run against one database at once: rows are claimed, not assumed.
+
+Stopping: ``stop()`` (the first SIGINT/SIGTERM) is a warm stop — the tick in hand finishes
+its current batch, commits and enqueues, then the loop returns. ``ColdStop`` (raised by the
+second signal) abandons the batch in hand; its transaction rolls back and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from schedules.reconcile import reconcile_runs
+from schedules.runtime import SchedulerRuntime
+from schedules.tick import EnqueueRuns, TickResult, run_tick
+
+__all__ = ["ColdStop", "SchedulerLoop", "reconcile_interval"]
+
+log = logging.getLogger(__name__)
+
+
+class ColdStop(BaseException):
+    """Stop now. A ``BaseException`` on purpose: the loop's error handling must not catch it."""
+
+
+def reconcile_interval(reconcile_after_seconds: int) -> float:
+    """How often the reconciler runs: the beat entry's period, kept in one place."""
+    return float(max(30, reconcile_after_seconds // 2))
+
+
+class SchedulerLoop:
+    """Tick, reconcile now and then, sleep; until ``stop()``."""
+
+    def __init__(
+        self,
+        runtime: SchedulerRuntime,
+        enqueue: EnqueueRuns,
+        *,
+        tick_seconds: float | None = None,
+        on_tick: Callable[[TickResult], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        settings = runtime.settings
+        self._runtime = runtime
+        self._enqueue = enqueue
+        self._tick_seconds = tick_seconds or settings.scheduler_tick_seconds
+        self._reconcile_seconds = reconcile_interval(settings.reconcile_after_seconds)
+        self._on_tick = on_tick
+        self._clock = clock
+        self._stopping = threading.Event()
+        self.ticks = 0
+        self.failures = 0
+
+    @property
+    def is_stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def stop(self) -> None:
+        """Warm stop: finish the batch in hand, then return from ``run``."""
+        self._stopping.set()
+
+    def run(self) -> None:
+        next_reconcile = self._clock()
+        while not self.is_stopping:
+            started = self._clock()
+            self._guarded(self._tick)
+            if not self.is_stopping and self._clock() >= next_reconcile:
+                self._guarded(self._reconcile)
+                next_reconcile = self._clock() + self._reconcile_seconds
+            self._stopping.wait(max(0.0, self._tick_seconds - (self._clock() - started)))
+
+    def _tick(self) -> None:
+        result = run_tick(self._runtime, self._enqueue, should_stop=self._stopping.is_set)
+        self.ticks += 1
+        if self._on_tick is not None:
+            self._on_tick(result)
+
+    def _reconcile(self) -> None:
+        reconcile_runs(self._runtime, self._enqueue)
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        """Run one step; an error (database or broker down) is logged and retried next time,
+        since a scheduler that exits on a blip stops every schedule."""
+        try:
+            step()
+        except Exception:
+            self.failures += 1
+            log.exception("scheduler step failed; retrying in %.1f s", self._tick_seconds)

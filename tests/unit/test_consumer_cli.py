@@ -1,0 +1,190 @@
+"""`portability consume`: options, output, exit codes -- against an in-memory bucket."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from portability.cli import _errors
+from portability.cli import consume as consume_cli
+from portability.consumer import Consumer, SqliteStore
+from portability.destinations.memory import MemoryDestination
+from portability.errors import DestinationTransientError, IntegrityError, ValidationError
+from tests.fixtures.exports import ExportWriter, changes
+
+PREFIX = "exports"
+
+
+@pytest.fixture
+def bucket(monkeypatch) -> MemoryDestination:
+    destination = MemoryDestination()
+    opened: list[dict] = []
+
+    def open_bucket(name, **kwargs):
+        opened.append({"bucket": name, **kwargs})
+        return destination
+
+    monkeypatch.setattr(consume_cli, "open_bucket", open_bucket)
+    destination.opened = opened  # type: ignore[attr-defined]
+    return destination
+
+
+@pytest.fixture
+def app() -> typer.Typer:
+    root = typer.Typer()
+
+    @root.callback()
+    def _group() -> None:
+        """Keep `consume` a subcommand, as under the real root."""
+
+    consume_cli.register(root)
+    return root
+
+
+def run(app, *args, env=None):
+    base = ["consume", "--bucket", "b", "--prefix", PREFIX]
+    env = {"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "SECRET", **(env or {})}
+    return CliRunner().invoke(app, [*base, *args], env=env)
+
+
+def test_consume_applies_and_prints_one_json_report(app, bucket, tmp_path):
+    ExportWriter(bucket, prefix=PREFIX).deliver(list(changes("posts", "u1", 25)))
+
+    result = run(app, "--store", str(tmp_path / "c.db"), "--json")
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["ok"], report["manifests_applied"], report["records"]) == (True, 1, 25)
+    assert result.stderr == ""  # --json is quiet
+    with SqliteStore(tmp_path / "c.db") as store:
+        assert store.count("posts", "u1") == 25
+
+
+def test_credentials_come_from_the_environment(app, bucket, tmp_path):
+    result = run(
+        app,
+        "--store",
+        str(tmp_path / "c.db"),
+        "--endpoint-url",
+        "http://127.0.0.1:9000",
+        "--addressing-style",
+        "virtual",
+    )
+
+    assert result.exit_code == 0, result.output
+    assert bucket.opened == [
+        {
+            "bucket": "b",
+            "access_key_id": "AKID",
+            "secret_access_key": "SECRET",
+            "endpoint_url": "http://127.0.0.1:9000",
+            "region": "us-east-1",
+            "addressing_style": "virtual",
+        }
+    ]
+
+
+def test_progress_and_ignored_objects_are_shown_to_a_human(app, bucket, tmp_path):
+    ExportWriter(bucket, prefix=PREFIX, records_per_part=10).deliver(
+        list(changes("posts", "u1", 25))
+    )
+    bucket.put_object(f"{PREFIX}/u1/posts/g1/parts/leftover.jsonl.gz", b"x")
+
+    result = run(app, "--store", str(tmp_path / "c.db"))
+
+    assert result.exit_code == 0, result.output
+    assert "applied u1/posts/g1 #1: part 3/3, 25/25 records" in result.stderr
+    assert "applied 1 manifest(s), 25 records" in result.stdout
+    assert "ignored 1 object(s) that no manifest lists" in result.stdout
+
+
+def test_a_gap_exits_with_the_integrity_code_after_the_report(app, bucket, tmp_path):
+    stream = ExportWriter(bucket, prefix=PREFIX)
+    stream.deliver(list(changes("posts", "u1", 5)), write_manifest=False)
+    stream.deliver(list(changes("posts", "u1", 5, start=5)))
+
+    result = run(app, "--store", str(tmp_path / "c.db"), "--json")
+
+    assert isinstance(result.exception, IntegrityError)
+    assert _errors.report(result.exception) == 7
+    report = json.loads(result.stdout)
+    assert [p["kind"] for p in report["problems"]] == ["gap"]
+
+
+def test_jsonl_format_needs_an_output_folder(app, bucket, tmp_path):
+    result = run(app, "--store", str(tmp_path / "c.db"), "--format", "jsonl")
+
+    assert isinstance(result.exception, ValidationError)
+    assert "--out" in str(result.exception)
+
+
+def test_jsonl_format_writes_snapshots_under_out(app, bucket, tmp_path):
+    ExportWriter(bucket, prefix=PREFIX, category="activity").deliver(
+        list(changes("activity", "u1", 9))
+    )
+
+    result = run(
+        app, "--store", str(tmp_path / "c.db"), "--format", "jsonl", "--out", str(tmp_path / "o")
+    )
+
+    assert result.exit_code == 0, result.output
+    lines = (tmp_path / "o" / "activity" / "u1.jsonl").read_text().splitlines()
+    assert len(lines) == 9
+
+
+def test_watch_applies_manifests_as_they_arrive(bucket, tmp_path):
+    stream = ExportWriter(bucket, prefix=PREFIX)
+    stream.deliver(list(changes("posts", "u1", 5)))
+    stop = threading.Event()
+    reports = []
+
+    def on_report(report):
+        reports.append(report)
+        if len(reports) == 1:
+            stream.deliver(list(changes("posts", "u1", 3, start=5)))  # arrives between polls
+        else:
+            stop.set()
+
+    with SqliteStore(tmp_path / "c.db") as store:
+        Consumer(bucket, store, prefix=PREFIX).watch(0.01, stop=stop, on_report=on_report)
+        assert store.count("posts", "u1") == 8
+
+    assert [[a.sequence for a in r.applied] for r in reports] == [[1], [2]]
+
+
+def test_watch_survives_a_transient_bucket_fault(bucket, tmp_path):
+    ExportWriter(bucket, prefix=PREFIX).deliver(list(changes("posts", "u1", 5)))
+    bucket.fail_next(1, "transient", on=("list",))
+    stop = threading.Event()
+    faults, reports = [], []
+
+    def on_report(report):
+        reports.append(report)
+        stop.set()
+
+    with SqliteStore(tmp_path / "c.db") as store:
+        Consumer(bucket, store, prefix=PREFIX).watch(
+            0.01, stop=stop, on_report=on_report, on_transient=faults.append
+        )
+
+    assert len(faults) == 1
+    assert [r.records for r in reports] == [5]
+
+
+def test_a_transient_fault_inside_a_manifest_rolls_it_back(bucket, tmp_path):
+    delivered = ExportWriter(bucket, prefix=PREFIX, records_per_part=10).deliver(
+        list(changes("posts", "u1", 30))
+    )
+    bucket.fail_next(1, "transient", on=("get",), key_contains="part-00003")
+
+    with SqliteStore(tmp_path / "c.db") as store:
+        with pytest.raises(DestinationTransientError):
+            Consumer(bucket, store, prefix=PREFIX).run_once()
+        assert store.count("posts", "u1") == 0
+        report = Consumer(bucket, store, prefix=PREFIX).run_once()
+
+    assert [a.manifest_key for a in report.applied] == [delivered.key]

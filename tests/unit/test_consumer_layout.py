@@ -1,0 +1,49 @@
+"""Manifest keys name their stream and sequence; anything else is just another object."""
+
+from __future__ import annotations
+
+import pytest
+
+from portability.consumer import StreamId
+from portability.consumer._layout import parse_manifest_key, sort_keys
+from portability.manifest import manifest_key, part_key, stream_prefix
+
+
+@pytest.mark.parametrize("prefix", ["", "exports", "/exports/", "a/b"])
+def test_a_manifest_key_built_by_the_layout_parses_back_to_its_stream(prefix):
+    key = manifest_key(stream_prefix(prefix, "u-42", "direct_messages", 9), 12)
+
+    assert parse_manifest_key(prefix, key) == (StreamId("u-42", "direct_messages", 9), 12)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "exports/u1/posts/g1/manifests/1.json",  # not zero-padded
+        "exports/u1/posts/g1/manifests/0000000000.json",  # sequences start at 1
+        "exports/u1/posts/g1/manifests/0000000001.json.tmp",
+        "exports/u1/posts/1/manifests/0000000001.json",  # grant without its g
+        "exports/../posts/g1/manifests/0000000001.json",
+        "other/u1/posts/g1/manifests/0000000001.json",  # outside the prefix
+        "exports/u1/posts/g1/parts/00000000000000000000-00000000000000000001/part-00001.jsonl.gz",
+    ],
+)
+def test_keys_that_are_not_canonical_manifest_keys_are_not_manifests(key):
+    assert parse_manifest_key("exports", key) is None
+
+
+def test_listing_sorts_manifests_by_stream_and_keeps_every_other_key():
+    stream = stream_prefix("exports", "u1", "posts", 1)
+    keys = [
+        manifest_key(stream, 2),
+        manifest_key(stream, 1),
+        part_key(stream, 0, 5, 1, "gzip"),
+        "exports/notes.txt",
+    ]
+
+    listing = sort_keys("exports", keys)
+
+    assert listing.manifests == {
+        StreamId("u1", "posts", 1): {1: manifest_key(stream, 1), 2: manifest_key(stream, 2)}
+    }
+    assert listing.other_keys == {part_key(stream, 0, 5, 1, "gzip"), "exports/notes.txt"}

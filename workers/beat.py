@@ -1,0 +1,72 @@
+"""The beat entry: ``celery -A workers beat`` runs the portability scheduler tick in-process.
+
+The tick is not sent as a Celery task: a tick message would queue behind long exports (and
+expire there), so beat itself claims due schedules, writes their runs and enqueues them, every
+``PORTABILITY_SCHEDULER_TICK_SECONDS``, and re-enqueues lost runs every half
+``PORTABILITY_RECONCILE_AFTER_SECONDS``. Several beats at once are safe: schedules are claimed
+row by row (``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from celery import beat
+
+__all__ = ["TickingScheduler"]
+
+log = logging.getLogger("portability.beat")
+
+
+class TickingScheduler(beat.Scheduler):  # type: ignore[misc]
+    """A beat scheduler whose own heartbeat is the portability scheduler."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._next_tick = 0.0
+        self._next_reconcile = 0.0
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        wait = float(super().tick(*args, **kwargs))  # other beat entries, if any are configured
+        from workers.app import app, enqueue_runs, runtime
+
+        settings = app.conf.portability_settings
+        now = time.monotonic()
+        if now >= self._next_tick:
+            self._next_tick = now + settings.scheduler_tick_seconds
+            self._guarded("tick", lambda: _tick(runtime(), enqueue_runs))
+        if now >= self._next_reconcile:
+            self._next_reconcile = now + max(1.0, settings.reconcile_after_seconds / 2)
+            self._guarded("reconcile", lambda: _reconcile(runtime(), enqueue_runs))
+        return min(wait, max(0.05, self._next_tick - time.monotonic()))
+
+    @staticmethod
+    def _guarded(what: str, step: Any) -> None:
+        # A database or broker outage must not kill beat: log it and try again next tick.
+        try:
+            step()
+        except Exception:
+            log.exception("scheduler %s failed; retrying at the next tick", what)
+
+
+def _tick(runtime: Any, enqueue: Any) -> None:
+    from schedules import run_tick
+
+    result = run_tick(runtime, enqueue)
+    if result.created or result.skipped or result.disabled:
+        log.info(
+            "tick: %d runs created, %d skipped, %d schedules disabled",
+            result.created,
+            result.skipped,
+            result.disabled,
+        )
+
+
+def _reconcile(runtime: Any, enqueue: Any) -> None:
+    from schedules import reconcile_runs
+
+    count = reconcile_runs(runtime, enqueue)
+    if count:
+        log.info("reconcile: %d runs enqueued again", count)
