@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -74,7 +75,9 @@ def child(store_path: str) -> None:
     )
 
 
-def write_export(s3: LocalS3, records: int, users: int, part_records: int) -> tuple[str, dict]:
+def write_export(
+    s3: LocalS3, records: int, users: int, part_records: int
+) -> tuple[str, dict[str, Any]]:
     """A fresh bucket holding ``records`` posts changes split over ``users`` streams."""
     bucket = s3.create_bucket()
     destination = S3Destination(
@@ -109,7 +112,7 @@ def write_export(s3: LocalS3, records: int, users: int, part_records: int) -> tu
     }
 
 
-def measure(s3: LocalS3, bucket: str, journal: str) -> dict:
+def measure(s3: LocalS3, bucket: str, journal: str) -> dict[str, Any]:
     env = {
         **os.environ,
         "BENCH_JOURNAL": journal,
@@ -148,7 +151,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-s3-") as folder:
         s3 = start_seaweedfs(Path(folder)) if args.s3 == "seaweedfs" else start_moto()
         try:
-            small: dict = {}
+            small: dict[str, Any] = {}
             if args.small:
                 bucket, _ = write_export(s3, args.small, args.users, args.part_records)
                 small = measure(s3, bucket, args.journal)

@@ -41,7 +41,7 @@ PG = os.environ.get("PORTABILITY_BENCH_PG_URL", "postgresql+psycopg://postgres@1
 CATEGORIES = "activity,direct_messages,posts,profile"
 
 
-def child(auth_id: int, dest_id: int, user_id: str, changes: int) -> None:
+def child(auth_id: int, dest_id: int) -> None:
     """In one fresh worker-like process: a full export, then K changes and an incremental one.
 
     The incremental run is measured in the same, warm process, as a long-lived worker runs it.
@@ -49,32 +49,28 @@ def child(auth_id: int, dest_id: int, user_id: str, changes: int) -> None:
     from portability.export import execute_run
     from portability.runtime import Runtime
 
+    _trace("child imported")
     runtime = Runtime.from_settings(Settings())
     results = []
     for phase in ("full", "incremental"):
         if phase == "incremental":
-            per_kind = max(1, changes // 10)
-            mutate(
-                runtime.engine,
-                user_id=user_id,
-                updates=changes - per_kind,
-                deletes=per_kind,
-                seed=3,
-            )
+            # The parent applies the K changes meanwhile: the mutator's memory is not ours.
+            print(json.dumps({"ready_for": "changes"}), flush=True)
+            sys.stdin.readline()
         with runtime.sessions.begin() as session:
             run_id = create_run(
                 session, authorization_id=auth_id, destination_id=dest_id, categories=CATEGORIES
             ).id
         profiler = _start_profile()
+        _trace(f"{phase} starts")
         started = time.perf_counter()
-        outcome = execute_run(runtime, run_id)
+        outcome = execute_run(runtime, run_id, hooks=_memory_hooks())
         seconds = time.perf_counter() - started
         _stop_profile(profiler)
         with runtime.engine.connect() as conn:
             records, size = conn.execute(
                 text("SELECT records, bytes FROM runs WHERE id = :id"), {"id": run_id}
             ).one()
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         results.append(
             {
                 "phase": phase,
@@ -83,10 +79,33 @@ def child(auth_id: int, dest_id: int, user_id: str, changes: int) -> None:
                 "seconds": seconds,
                 "records": records,
                 "bytes": size,
-                "peak_rss_mb": peak_mb,
+                "peak_rss_mb": _peak_rss_mb(),
             }
         )
     print(json.dumps(results))
+
+
+def _peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM). Not ru_maxrss: Linux carries that across fork and
+    exec, so a child would report the seeding parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _trace(what: str) -> None:
+    if os.environ.get("BENCH_MEMTRACE"):
+        current = int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20
+        print(f"{what}: rss {current:.0f} MB, peak {_peak_rss_mb():.0f} MB", file=sys.stderr)
+
+
+def _memory_hooks() -> Any:
+    from portability.export import ExportHooks
+
+    if not os.environ.get("BENCH_MEMTRACE"):
+        return None
+    return ExportHooks(after_part=lambda key: _trace(f"part {key.rsplit('/', 3)[-3:]}"))
 
 
 def _start_profile() -> Any:
@@ -107,19 +126,28 @@ def _stop_profile(profiler: Any) -> None:
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(30)
 
 
-def run_child(args: list[str], env: dict[str, str]) -> list[dict[str, Any]]:
-    out = subprocess.run(
+def run_child(args: list[str], env: dict[str, str], apply_changes: Any) -> list[dict[str, Any]]:
+    """Run the child; when it asks, apply the changes, then let it run the incremental."""
+    child_proc = subprocess.Popen(
         [sys.executable, __file__, "--child", *args],
         env=env,
-        capture_output=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        check=False,
     )
-    if out.returncode != 0:
-        raise SystemExit(f"export child failed:\n{out.stderr[-3000:]}")
-    if os.environ.get("BENCH_PROFILE"):
-        print(out.stderr, file=sys.stderr)
-    results: list[dict[str, Any]] = json.loads(out.stdout.strip().splitlines()[-1])
+    assert child_proc.stdin is not None and child_proc.stdout is not None
+    line = child_proc.stdout.readline()
+    if '"ready_for"' in line:
+        apply_changes()
+        child_proc.stdin.write("go\n")
+        child_proc.stdin.flush()
+    out, err = child_proc.communicate()
+    if child_proc.returncode != 0:
+        raise SystemExit(f"export child failed:\n{err[-3000:]}")
+    if os.environ.get("BENCH_PROFILE") or os.environ.get("BENCH_MEMTRACE"):
+        print(err, file=sys.stderr)
+    results: list[dict[str, Any]] = json.loads(out.strip().splitlines()[-1])
     for result in results:
         if result["status"] != "succeeded":
             raise SystemExit(f"export did not succeed: {result}")
@@ -132,11 +160,11 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=1_000)
     parser.add_argument("--s3", choices=["seaweedfs", "moto"], default="seaweedfs")
     parser.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip")
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        auth, dest, user, changes = args.child
-        child(int(auth), int(dest), user, int(changes))
+        auth, dest = args.child
+        child(int(auth), int(dest))
         return
 
     schema = f"bench_export_{os.getpid()}"
@@ -196,7 +224,12 @@ def main() -> None:
             PORTABILITY_ENCRYPTION_KEY=key,
             PORTABILITY_DATA_DIR=str(workdir),
         )
-        full, inc = run_child([str(ids[0]), str(ids[1]), user_id, str(args.changes)], env)
+
+        def apply_changes() -> None:
+            deletes = max(1, args.changes // 10)
+            mutate(engine, user_id=user_id, updates=args.changes - deletes, deletes=deletes, seed=3)
+
+        full, inc = run_child([str(ids[0]), str(ids[1])], env, apply_changes)
         print(f"full: {full}\nincremental: {inc}", file=sys.stderr)
         result = {
             "records": int(full["records"]),

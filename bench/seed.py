@@ -57,8 +57,8 @@ def read_user(
     started = time.perf_counter()
     for category in Category:
         for batch in source.read(user_id, category, 0, mark, batch_size):
-            rows += len(batch.lines)
-            size += sum(map(len, batch.lines))
+            rows += batch.records
+            size += len(batch.body)
     return rows, size, time.perf_counter() - started
 
 

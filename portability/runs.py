@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from portability.categories import format_categories, parse_categories
 from portability.db.base import utcnow
+from portability.db.engine import relax_durability
 from portability.db.models import Authorization, Destination, Run, RunCategory, RunStatus
 from portability.errors import ConflictError, FailureReason, NotFoundError, ValidationError
 
@@ -175,6 +176,7 @@ def claim_run(
     """
     now = now or utcnow()
     lease = now + timedelta(seconds=lease_seconds)
+    relax_durability(session)  # a claim lost in a crash is simply made again
     run = session.get(Run, run_id)
     if run is None:
         raise NotFoundError(f"run {run_id} not found")

@@ -54,7 +54,9 @@ class Settings(BaseSettings):
     s3_multipart_chunk_mib: int = Field(default=8, ge=5, description="Multipart chunk size.")
 
     # Export engine.
-    export_batch_size: int = Field(default=5000, ge=1, description="Changes read per batch.")
+    export_batch_size: int = Field(
+        default=20_000, ge=1, description="Changes per batch; consent is re-read before each."
+    )
     export_part_max_records: int = Field(
         default=250_000, ge=1, description="Records per JSONL part object."
     )

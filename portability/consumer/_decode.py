@@ -34,6 +34,11 @@ __all__ = [
 
 CHUNK_BYTES = 1 << 20
 
+_UPSERTS = re.compile(
+    r'^\{"id":"([A-Za-z0-9_-]{1,64})","op":"upsert",'
+    r'"changed_at":"([^"\\\n]*)","data":(\{.*\})\}$',
+    re.MULTILINE,
+)
 _CANONICAL = re.compile(
     r'^\{"id":"([A-Za-z0-9_-]{1,64})","op":"(upsert|delete)",'
     r'"changed_at":"([^"\\\n]*)","data":(null|\{.*\})\}$',
@@ -100,11 +105,12 @@ def iter_blocks(body: bytes, compression: str) -> Iterator[bytes]:
     """The decompressed part as blocks of whole lines (each block ends with a newline)."""
     carry = b""
     for chunk in _decompressed_chunks(body, compression):
-        data = carry + chunk if carry else chunk
-        cut = data.rfind(b"\n") + 1
-        carry = data[cut:]
-        if cut:
-            yield data[:cut]
+        cut = chunk.rfind(b"\n") + 1
+        if not cut:
+            carry += chunk
+            continue
+        yield b"".join((carry, memoryview(chunk)[:cut])) if carry else chunk[:cut]
+        carry = chunk[cut:]
     if carry:
         yield carry + b"\n"
 
@@ -163,15 +169,14 @@ def decode_block(block: bytes, user_id: str, first_line: int = 1) -> Block:
     except UnicodeDecodeError:
         return _decode_general(block, user_id, first_line)  # names the line at fault
     lines = text.count("\n")
+    upserts = _UPSERTS.findall(text)
+    if len(upserts) == lines:  # the common block: nothing but upserts
+        rows: list[Row] = [(user_id, i, t, d) for i, t, d in upserts]
+        return Block(runs=[(True, rows)], upserts=lines, lines=lines)
     found = _CANONICAL.findall(text)
     if len(found) != lines:
         return _decode_general(block, user_id, first_line)
     decoded = Block(lines=lines)
-    if '"op":"delete"' not in text and '"data":null}' not in text:
-        # The common block: nothing but upserts, each with an object.
-        decoded.runs.append((True, [(user_id, i, t, d) for i, _, t, d in found]))
-        decoded.upserts = lines
-        return decoded
     for index, (record_id, op, changed_at, data) in enumerate(found):
         is_upsert = op == "upsert"
         if is_upsert == (data == "null"):

@@ -376,6 +376,9 @@ class Checkpoint(Base):
     category: Mapped[str] = mapped_column(String(32), primary_key=True)
     watermark: Mapped[int] = mapped_column(BigInteger, default=0)
     sequence: Mapped[int] = mapped_column(Integer, default=0)
+    #: The sequence of the newest planned delivery; above ``sequence`` while one is pending,
+    #: which is the only time a manifest beyond the checkpoint can exist.
+    planned_sequence: Mapped[int] = mapped_column(Integer, default=0)
     is_reset_pending: Mapped[bool] = mapped_column(Boolean, default=False)
     lease_run_id: Mapped[int | None] = mapped_column(Integer)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from portability.categories import Category
 from portability.db.base import utcnow
+from portability.db.engine import relax_durability
 from portability.db.models import Checkpoint, Run, RunCategory
 from portability.destinations.base import Destination
 from portability.errors import ConflictError, IntegrityError, ObjectExistsError
@@ -28,6 +29,7 @@ from portability.export._parts import PartWriter
 from portability.manifest import CheckpointRange, Manifest, PartEntry, manifest_key, part_key
 from portability.runs import renew_lease as renew_run_lease
 from portability.runtime import Runtime
+from portability.sources.base import TOMBSTONE_END
 
 __all__ = ["CategoryJob", "export_category"]
 
@@ -46,6 +48,9 @@ class CategoryJob:
     stream: str
     compression: str
     started_at: datetime
+    #: The source's watermark, read once per run: an upper bound taken a moment earlier is
+    #: just as safe, and saves a round trip per category.
+    watermark: int
 
 
 def export_category(
@@ -58,14 +63,22 @@ def export_category(
     """Deliver one category; returns its finished ``run_categories`` row."""
     settings = runtime.settings
     with runtime.sessions.begin() as session:
-        _checkpoints.acquire_lease(
+        checkpoint = _checkpoints.acquire_lease(
             session, job.authorization_id, job.category, job.run_id, settings.lease_seconds
         )
-        done = _finished_row(session, job)
-        if done is not None:
-            return done
-    _adopt_written_manifests(runtime, job, destination)
-    row = _plan(runtime, job)
+        seen: _Seen | None = _Seen(
+            checkpoint.sequence + 1,
+            checkpoint.watermark,
+            checkpoint.is_reset_pending,
+            session.get(RunCategory, (job.run_id, job.category.value)),
+        )
+        if seen.row is not None and seen.row.status in {"done", "empty"}:
+            return seen.row
+    if checkpoint.planned_sequence > checkpoint.sequence:
+        # Only while a planned delivery is pending can a manifest lie beyond the checkpoint.
+        _adopt_written_manifests(runtime, job, destination)
+        seen = None
+    row = _plan(runtime, job, seen)
     if row.status in {"done", "empty"}:
         return row
     assert row.from_watermark is not None and row.to_watermark is not None
@@ -119,16 +132,12 @@ class ConsentCheck:
             if not renew and now - self._renewed < _RENEW_EVERY_SECONDS:
                 return
             self._renewed = now
+            relax_durability(session)
             renew_run_lease(session, self._run_id, lease_seconds=settings.lease_seconds)
             if self.category is not None:
                 _checkpoints.renew_lease(
                     session, *self.category, self._run_id, settings.lease_seconds
                 )
-
-
-def _finished_row(session: Session, job: CategoryJob) -> RunCategory | None:
-    row = session.get(RunCategory, (job.run_id, job.category.value))
-    return row if row is not None and row.status in {"done", "empty"} else None
 
 
 def _checkpoint(session: Session, job: CategoryJob) -> Checkpoint:
@@ -149,6 +158,8 @@ def _adopt_written_manifests(runtime: Runtime, job: CategoryJob, destination: De
         with runtime.sessions.begin() as session:
             checkpoint = _checkpoint(session, job)
             sequence, watermark = checkpoint.sequence + 1, checkpoint.watermark
+            if checkpoint.planned_sequence < sequence:
+                return  # no delivery was planned beyond the checkpoint: nothing to look for
         key = manifest_key(job.stream, sequence)
         if destination.head_object(key) is None:
             return
@@ -172,24 +183,39 @@ def _adopt_written_manifests(runtime: Runtime, job: CategoryJob, destination: De
                 _record_result(session, job, written, key)
 
 
-def _plan(runtime: Runtime, job: CategoryJob) -> RunCategory:
+@dataclass(frozen=True)
+class _Seen:
+    """The checkpoint and this run's row as read under the lease (saves a round trip)."""
+
+    sequence: int
+    watermark: int
+    is_reset: bool
+    row: RunCategory | None
+
+
+def _plan(runtime: Runtime, job: CategoryJob, seen: _Seen | None) -> RunCategory:
     """Fix the watermark range of this delivery, reusing a previous attempt's when still valid.
 
     The source is asked outside any transaction of ours: on SQLite a transaction holds the
     write lock, and the feed reads through a connection of its own.
     """
     key = (job.run_id, job.category.value)
-    with runtime.sessions.begin() as session:
-        row = session.get(RunCategory, key)
-        checkpoint = _checkpoint(session, job)
-        sequence, watermark = checkpoint.sequence + 1, checkpoint.watermark
-        is_reset = checkpoint.is_reset_pending
-        if row is not None and (
-            row.status in {"done", "empty"}
-            or (row.from_watermark == watermark and row.sequence == sequence)
-        ):
-            return row  # finished, or a retry: same range, same keys, same bytes
-    upper = runtime.source.watermark()
+    if seen is None:
+        with runtime.sessions.begin() as session:
+            checkpoint = _checkpoint(session, job)
+            seen = _Seen(
+                checkpoint.sequence + 1,
+                checkpoint.watermark,
+                checkpoint.is_reset_pending,
+                session.get(RunCategory, key),
+            )
+    row, sequence, watermark, is_reset = seen.row, seen.sequence, seen.watermark, seen.is_reset
+    if row is not None and (
+        row.status in {"done", "empty"}
+        or (row.from_watermark == watermark and row.sequence == sequence)
+    ):
+        return row  # finished, or a retry: same range, same keys, same bytes
+    upper = job.watermark
     has_changes = runtime.source.has_changes(job.user_id, job.category, watermark, upper)
     with runtime.sessions.begin() as session:
         row = session.get(RunCategory, key) or RunCategory(run_id=job.run_id, category=key[1])
@@ -199,6 +225,11 @@ def _plan(runtime: Runtime, job: CategoryJob) -> RunCategory:
         row.sequence = sequence
         row.is_reset = is_reset
         row.status = "planned" if has_changes else "empty"
+        if has_changes:  # durable: it tells a later run to look for this manifest
+            checkpoint = _checkpoint(session, job)
+            checkpoint.planned_sequence = max(checkpoint.planned_sequence, sequence)
+        else:
+            relax_durability(session)
         session.flush()
         return row
 
@@ -233,19 +264,20 @@ def _write_parts(
         ):
             hooks.between_batches(job.category.value)
             check_consent(renew=False)
-            lines, start = batch.lines, 0
-            while start < len(lines):
+            body, records, deletes = batch.body, batch.records, batch.deletes
+            while records:
                 if writer is None:
                     writer = open_part()
                 room = max_records - writer.records
-                chunk = lines[start : start + room]
-                deletes = (
-                    batch.deletes
-                    if start == 0 and len(chunk) == len(lines)
-                    else _count_deletes(chunk)
-                )
-                writer.write(chunk, deletes)
-                start += len(chunk)
+                if records <= room:
+                    writer.write(body, records, deletes)
+                    records = 0
+                else:  # the part fills up inside this batch: cut it after `room` records
+                    cut = _after_nth_newline(body, room)
+                    head, body = body[:cut], body[cut:]
+                    head_deletes = head.count(TOMBSTONE_END)
+                    writer.write(head, room, head_deletes)
+                    records, deletes = records - room, deletes - head_deletes
                 if writer.records >= max_records:
                     parts.append(writer.close())
                     hooks.after_part(writer.key)
@@ -261,8 +293,12 @@ def _write_parts(
     return parts
 
 
-def _count_deletes(lines: list[str]) -> int:
-    return sum(1 for line in lines if '"op":"delete"' in line)
+def _after_nth_newline(body: bytes, n: int) -> int:
+    """Offset just past the ``n``-th record of a JSON Lines block."""
+    end = 0
+    for _ in range(n):
+        end = body.index(b"\n", end) + 1
+    return end
 
 
 def _put_manifest(destination: Destination, key: str, manifest: Manifest) -> None:

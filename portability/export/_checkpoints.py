@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session
 
 from portability.db.base import utcnow
+from portability.db.engine import relax_durability
 from portability.db.models import Checkpoint
 from portability.errors import CategoryBusyError, ConflictError
 
@@ -24,6 +25,7 @@ def acquire_lease(
     session: Session, authorization_id: int, category: str, run_id: int, lease_seconds: int
 ) -> Checkpoint:
     """Take the (grant, category) lease for ``run_id`` or raise ``CategoryBusyError``."""
+    relax_durability(session)
     _ensure_row(session, authorization_id, category)
     now = utcnow()
     moved = session.execute(
@@ -78,6 +80,7 @@ def _ensure_row(session: Session, authorization_id: int, category: str) -> None:
 def renew_lease(
     session: Session, authorization_id: int, category: str, run_id: int, lease_seconds: int
 ) -> None:
+    relax_durability(session)
     moved = session.execute(
         update(Checkpoint)
         .where(
@@ -133,6 +136,7 @@ def advance(
 
 
 def release_leases(session: Session, run_id: int) -> None:
+    relax_durability(session)
     session.execute(
         update(Checkpoint)
         .where(Checkpoint.lease_run_id == run_id)

@@ -55,10 +55,11 @@ class PartWriter:
         self.records = 0
         self.deletes = 0
 
-    def write(self, lines: list[str], deletes: int) -> None:
-        self.records += len(lines)
+    def write(self, body: bytes, records: int, deletes: int) -> None:
+        """Append a block of ``records`` newline-terminated JSON records."""
+        self.records += records
         self.deletes += deletes
-        self._emit(self._compressor.compress(("\n".join(lines) + "\n").encode()))
+        self._emit(self._compressor.compress(body))
 
     def _emit(self, data: bytes) -> None:
         if data:

@@ -126,6 +126,7 @@ def _export(runtime: Runtime, run_id: int, hooks: ExportHooks) -> str | None:
             f"none of the requested categories ({', '.join(sorted(refused))}) is granted"
         )
     destination = runtime.open_destination(dest_row)
+    upper = runtime.source.watermark()  # outside any transaction of ours (SQLite locks)
 
     def probe(session: Session) -> None:
         # A cancel or a takeover shows up as a lost lease at the next renewal; between
@@ -139,6 +140,7 @@ def _export(runtime: Runtime, run_id: int, hooks: ExportHooks) -> str | None:
         job = CategoryJob(
             category=category,
             stream=stream_prefix(prefix, user.id, category.value, grant.id),
+            watermark=upper,
             **job_base,  # type: ignore[arg-type]
         )
         export_category(runtime, job, destination, consent, hooks)

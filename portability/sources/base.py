@@ -10,28 +10,46 @@ rewrite byte-identical parts under the same object keys.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from portability.categories import Category
 
-__all__ = ["ChangeBatch", "Source"]
+__all__ = ["TOMBSTONE_END", "ChangeBatch", "Source"]
+
+
+#: A tombstone line ends with this (``records.change_line`` always puts ``data`` last); an
+#: upsert line ends with its data object's ``}``. Counting it in a block is exact.
+TOMBSTONE_END = b',"data":null}\n'
 
 
 @dataclass(frozen=True, slots=True)
 class ChangeBatch:
-    """Consecutive changes in feed order.
+    """Consecutive changes in feed order, as one block of JSON Lines.
 
-    ``lines`` are complete JSON records (see ``portability.records``), without newlines.
+    ``body`` holds ``records`` complete JSON records (see ``portability.records``), each ending
+    with a newline -- exactly the bytes a part holds, so the engine never touches a record.
     ``deletes`` counts the tombstones among them.
     """
 
-    lines: list[str]
+    body: bytes
+    records: int
     deletes: int = 0
 
+    @classmethod
+    def from_lines(cls, lines: Sequence[str]) -> ChangeBatch:
+        body = ("\n".join(lines) + "\n").encode() if lines else b""
+        return cls(body=body, records=len(lines), deletes=body.count(TOMBSTONE_END))
+
+    @property
+    def lines(self) -> list[str]:
+        """The records as text, one per change (for tests and small consumers)."""
+        # Not str.splitlines(): JSON text may hold U+2028 and U+0085 unescaped.
+        return self.body.decode().split("\n")[:-1] if self.body else []
+
     def __len__(self) -> int:
-        return len(self.lines)
+        return self.records
 
 
 @runtime_checkable

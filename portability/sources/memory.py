@@ -205,9 +205,7 @@ class MemorySource(Source):
             if not page:
                 return
             self.reads += 1
-            yield ChangeBatch(
-                lines=[c.line for c in page], deletes=sum(1 for c in page if c.is_delete)
-            )
+            yield ChangeBatch.from_lines([c.line for c in page])
             if len(page) < batch_size:
                 return
             cursor = (page[-1].txid, page[-1].position + 1)

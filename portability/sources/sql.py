@@ -5,10 +5,8 @@ Feed key is ``txid`` (the writing transaction's id), ties broken by ``position``
 * PostgreSQL: the watermark is ``pg_snapshot_xmin(pg_current_snapshot())``, the oldest
   transaction still in flight. Every change with a smaller ``txid`` is committed (or rolled back)
   for good, so a range below it never changes -- even when a transaction that started earlier
-  commits after a later one. Reads stream through a psycopg server-side cursor, selecting only
-  ``line`` (a tombstone is recognised by its ending). A cursor also makes the planner favour a
-  fast-start plan -- walking ``ix_platform_changes_feed`` in order -- where a plain query for a
-  user holding much of the table could pick a sequential scan and a sort of the whole range.
+  commits after a later one. Reads stream the stored lines with ``COPY ... TO STDOUT`` along
+  ``ix_platform_changes_feed``; no Python object is made per change.
 * SQLite: one writer at a time, ``txid = position``; the watermark is ``max(position) + 1``.
   Reads page by keyset on ``(txid, position)``.
 
@@ -17,7 +15,6 @@ Database errors surface as ``SourceError`` (transient: the run retries).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,22 +23,11 @@ from sqlalchemy.exc import DBAPIError
 
 from portability.categories import Category
 from portability.errors import SourceError, ValidationError
-from portability.sources.base import ChangeBatch, Source
+from portability.sources.base import TOMBSTONE_END, ChangeBatch, Source
 
 __all__ = ["SqlChangeFeed"]
 
-#: A tombstone's line ends with ``"data":null}``; an upsert's ends with its data object's ``}``
-#: (``records.change_line`` always puts ``data`` last). Exact, and cheaper than a second column.
-_TOMBSTONE_END = ',"data":null}'
-#: Rows per FETCH from the server-side cursor. Smaller round trips measured faster than one
-#: per batch (2,000 rows ~ 600 kB stays in cache); batches are assembled from several fetches.
-_FETCH_ROWS = 2000
 _PG_WATERMARK = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
-_PG_READ = (
-    "SELECT line FROM platform_changes"
-    " WHERE user_id = %s AND category = %s AND txid >= %s AND txid < %s"
-    " ORDER BY txid, position"
-)
 _SQLITE_PAGE = (
     "SELECT txid, position, line FROM platform_changes"
     " WHERE user_id = ? AND category = ? AND txid >= ? AND txid < ?"
@@ -57,7 +43,6 @@ _SQLITE_EXISTS = (
     "SELECT EXISTS (SELECT 1 FROM platform_changes"
     " WHERE user_id = ? AND category = ? AND txid >= ? AND txid < ?)"
 )
-_cursor_names = itertools.count(1)
 
 
 class SqlChangeFeed(Source):
@@ -138,26 +123,42 @@ class SqlChangeFeed(Source):
     def _read_postgres(
         self, user_id: str, category: str, lo: int, hi: int, batch_size: int
     ) -> Iterator[ChangeBatch]:
-        """Stream through a named (server-side) cursor: memory is one batch, not the range.
+        """Stream ``COPY (SELECT line ...) TO STDOUT``: the server sends each stored line as
+        it is and the client only joins bytes -- memory is one batch, not the range.
 
-        The cursor lives in its own read-only transaction on a pooled connection; one snapshot
-        serves the whole range, which is final anyway because ``hi`` is a watermark.
+        Measured against the alternatives on 1,000,000 rows: a server-side cursor returning
+        ``line`` (~250k rows/s, a tuple and a str per row) and pages aggregated by the server
+        with ``string_agg`` (~210k rows/s, the aggregation costs more server time than it
+        saves) -- COPY was the fastest.
+
+        COPY's text format escapes only backslash, newline, carriage return and tab; a JSON
+        line from ``change_line`` holds no raw control character, so undoing the format is one
+        ``replace`` of doubled backslashes per block. Sequential scans and sorts are disabled
+        for this read only: the range is always walked in order on ``ix_platform_changes_feed``,
+        never sorted in the server, whatever share of the table the user holds.
         """
+        from psycopg import sql
+
+        query = sql.SQL(
+            "COPY (SELECT line FROM platform_changes"
+            " WHERE user_id = {} AND category = {} AND txid >= {} AND txid < {}"
+            " ORDER BY txid, position) TO STDOUT"
+        ).format(sql.Literal(user_id), sql.Literal(category), sql.Literal(lo), sql.Literal(hi))
         raw = self.engine.raw_connection()
         try:
             dbapi: Any = raw.driver_connection
-            name = f"portability_feed_{next(_cursor_names)}"
-            with dbapi.cursor(name=name) as cursor:
-                cursor.execute(_PG_READ, (user_id, category, lo, hi))
-                fetch = min(batch_size, _FETCH_ROWS)
-                lines: list[str] = []
-                while rows := cursor.fetchmany(fetch):
-                    lines += [line for (line,) in rows]
-                    if len(lines) >= batch_size:
-                        yield _batch(lines[:batch_size])
-                        lines = lines[batch_size:]
-                if lines:
-                    yield _batch(lines)
+            with dbapi.cursor() as cursor:
+                cursor.execute("SET LOCAL enable_seqscan = off")
+                cursor.execute("SET LOCAL enable_sort = off")
+                with cursor.copy(query) as copy:
+                    rows: list[bytes] = []
+                    for row in copy:
+                        rows.append(bytes(row))
+                        if len(rows) >= batch_size:
+                            yield _block(rows)
+                            rows = []
+                    if rows:
+                        yield _block(rows)
             dbapi.rollback()
         finally:
             raw.close()
@@ -182,16 +183,19 @@ class SqlChangeFeed(Source):
                 if not rows:
                     return
                 txid, position = rows[-1][0], rows[-1][1]
-                yield _batch([row[2] for row in rows])
+                yield ChangeBatch.from_lines([row[2] for row in rows])
                 if len(rows) < batch_size:
                     return
         finally:
             raw.close()
 
 
-def _batch(lines: list[str]) -> ChangeBatch:
-    end = _TOMBSTONE_END
-    return ChangeBatch(lines=lines, deletes=sum(line.endswith(end) for line in lines))
+def _block(rows: list[bytes]) -> ChangeBatch:
+    """A batch from COPY text rows (each already ends with a newline)."""
+    body = b"".join(rows)
+    if b"\\" in body:
+        body = body.replace(b"\\\\", b"\\")
+    return ChangeBatch(body=body, records=len(rows), deletes=body.count(TOMBSTONE_END))
 
 
 def _driver_errors() -> tuple[type[Exception], ...]:

@@ -180,3 +180,23 @@ def test_watermark_never_moves_backwards(feed: FeedHarness) -> None:
 def test_zero_batch_size_is_refused(feed: FeedHarness) -> None:
     with pytest.raises(ValidationError, match="batch size"):
         list(feed.source.read(U1, POSTS, 0, 10, 0))
+
+
+def test_text_with_escapes_quotes_and_unicode_reads_back_byte_for_byte(feed: FeedHarness) -> None:
+    from portability.platform.store import write_changes
+    from tests.fixtures.platform import make_record
+
+    caption = 'back\\slash "quoted" line\nbreak\ttab \\n literal é 😀 \u2028 end\\'
+    record = make_record(POSTS, "p9", U1, caption=caption)
+    if feed.engine is None:
+        with feed.source.begin() as tx:  # type: ignore[attr-defined]
+            tx.upsert(U1, POSTS, "p9", record, feed._tick())
+    else:
+        with feed.engine.begin() as conn:
+            write_changes(conn, U1, POSTS, upserts={"p9": record}, changed_at=feed._tick())
+    mark = feed.settled_watermark()
+
+    (line,) = read_all(feed.source, U1, POSTS, 0, mark)
+    assert orjson.loads(line)["data"]["caption"] == caption
+    (batch,) = feed.source.read(U1, POSTS, 0, mark, 10)
+    assert batch.body == line.encode() + b"\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -304,3 +305,19 @@ def test_record_data_builds_every_published_shape():
         "created_at",
         "updated_at",
     }
+
+
+def test_the_documented_sqlite_query_reads_the_store(bucket, store):
+    root = Path(__file__).resolve().parents[2]
+    texts = [
+        p.read_text() for p in (root / "README.md", root / "docs" / "consumer.md") if p.exists()
+    ]
+    text = next(t for t in texts if "<!-- sqlite:posts -->" in t)
+    query = re.search(r"<!-- sqlite:posts -->\s*```sql\n(.*?)```", text, re.S).group(1)
+    writer(bucket, user_id="u-1001").deliver(list(changes("posts", "u-1001", 5)))
+    consume(bucket, store, prefix=PREFIX)
+
+    rows = store._conn.execute(query).fetchall()
+
+    assert len(rows) == 5
+    assert rows[0][1].startswith("post ") and rows[0][2] >= 15_000

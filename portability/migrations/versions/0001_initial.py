@@ -188,6 +188,7 @@ def upgrade() -> None:
         sa.Column("category", sa.String(length=32), nullable=False),
         sa.Column("watermark", sa.BigInteger(), nullable=False),
         sa.Column("sequence", sa.Integer(), nullable=False),
+        sa.Column("planned_sequence", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("is_reset_pending", sa.Boolean(), nullable=False),
         sa.Column("lease_run_id", sa.Integer(), nullable=True),
         sa.Column(
