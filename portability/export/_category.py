@@ -66,14 +66,12 @@ def export_category(
         checkpoint = _checkpoints.acquire_lease(
             session, job.authorization_id, job.category, job.run_id, settings.lease_seconds
         )
+        mine = session.get(RunCategory, (job.run_id, job.category.value))
+        if mine is not None and mine.status in {"done", "empty"}:
+            return mine
         seen: _Seen | None = _Seen(
-            checkpoint.sequence + 1,
-            checkpoint.watermark,
-            checkpoint.is_reset_pending,
-            session.get(RunCategory, (job.run_id, job.category.value)),
+            checkpoint.sequence + 1, checkpoint.watermark, checkpoint.is_reset_pending, mine
         )
-        if seen.row is not None and seen.row.status in {"done", "empty"}:
-            return seen.row
     if checkpoint.planned_sequence > checkpoint.sequence:
         # Only while a planned delivery is pending can a manifest lie beyond the checkpoint.
         _adopt_written_manifests(runtime, job, destination)
