@@ -87,6 +87,8 @@ def consume(
     """Verify and apply every new manifest in your bucket into a local store, exactly once."""
     if store_format is StoreFormat.JSONL and out is None:
         raise ValidationError("--format jsonl needs --out DIR for the snapshots")
+    if journal not in JOURNAL_MODES:
+        raise ValidationError(f"--journal {journal!r} must be one of {', '.join(JOURNAL_MODES)}")
     destination = open_bucket(
         bucket,
         access_key_id=access_key_id,
@@ -95,8 +97,6 @@ def consume(
         region=region,
         addressing_style=addressing_style,
     )
-    if journal not in JOURNAL_MODES:
-        raise ValidationError(f"--journal {journal!r} must be one of {', '.join(JOURNAL_MODES)}")
     local = (
         JsonlStore(store, out, journal_mode=journal)
         if store_format is StoreFormat.JSONL and out is not None
