@@ -32,15 +32,15 @@ LEFTOVER_CHANGES = 5
 
 
 def documented_query(name: str) -> str:
-    """The SQL block after ``<!-- duckdb:name -->`` in the README (or docs/consumer.md)."""
+    """The SQL block after ``<!-- duckdb:name -->`` in the README."""
     marker = f"<!-- duckdb:{name} -->"
-    for path in (ROOT / "README.md", ROOT / "docs" / "consumer.md"):
+    for path in (ROOT / "README.md",):
         text = path.read_text() if path.exists() else ""
         if marker in text:
             match = re.search(re.escape(marker) + r"\s*```sql\n(.*?)```", text, re.S)
             assert match, f"{path}: no ```sql block after {marker}"
             return match.group(1)
-    raise AssertionError(f"no {marker} in README.md or docs/consumer.md")
+    raise AssertionError(f"no {marker} in README.md")
 
 
 @pytest.fixture
