@@ -10,8 +10,8 @@
 
 Only manifested parts are read; every part is checked (size, SHA-256, record counts) and a
 manifest is applied in one transaction with the stream's new position, so running again
-applies only what is new and applying a manifest twice changes nothing. See
-the README ("Receiving your users' data") for the layout, the continuity rules and the store's tables.
+applies only what is new and applying a manifest twice changes nothing. The README's
+"Receiving your users' data" describes the layout, the continuity rules and the store's tables.
 """
 
 from __future__ import annotations
