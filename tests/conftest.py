@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.platform",
     "tests.fixtures.workers",
     "tests.fixtures.transfers",
+    "tests.fixtures.consumer",
 ]

@@ -10,24 +10,22 @@ import json
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from portability.cli import _errors
-from portability.cli import consume as consume_cli
 from portability.consumer import SqliteStore, consume, open_bucket
 from portability.destinations.s3 import S3Destination
 from portability.errors import IntegrityError
+from tests.fixtures.consumer import PREFIX, expected_state, state
 from tests.fixtures.exports import ExportWriter, changes
 from tests.fixtures.s3 import READER_ACCESS_KEY_ID, READER_SECRET_ACCESS_KEY, create_bucket
 
 pytestmark = pytest.mark.services
 
-PREFIX = "exports"
-
 
 @pytest.fixture
 def bucket(s3_endpoint) -> str:
+    """A fresh real bucket, by name (instead of the shared in-memory ``bucket``)."""
     return create_bucket(s3_endpoint)
 
 
@@ -45,21 +43,6 @@ def reader(s3_endpoint, bucket: str):
         secret_access_key=READER_SECRET_ACCESS_KEY,
         region=s3_endpoint.region,
     )
-
-
-def expected_state(*deliveries) -> dict[str, dict]:
-    held: dict[str, dict] = {}
-    for delivered in deliveries:
-        for change in delivered:
-            if change.data is None:
-                held.pop(change.record_id, None)
-            else:
-                held[change.record_id] = change.data
-    return held
-
-
-def state(store: SqliteStore, category: str, user_id: str) -> dict[str, dict]:
-    return {record_id: data for record_id, _, data in store.records(category, user_id)}
 
 
 def test_round_trip_through_a_real_bucket_with_read_only_keys(
@@ -110,21 +93,9 @@ def test_listing_many_objects_spans_pages(s3_endpoint, bucket, writer_destinatio
     assert (len(report.applied), report.records) == (3, 60)
 
 
-@pytest.fixture
-def cli() -> typer.Typer:
-    root = typer.Typer()
-
-    @root.callback()
-    def _group() -> None:
-        """Keep `consume` a subcommand."""
-
-    consume_cli.register(root)
-    return root
-
-
-def invoke(cli, s3_endpoint, bucket: str, store: Path, *extra: str):
+def invoke(app, s3_endpoint, bucket: str, store: Path, *extra: str):
     return CliRunner().invoke(
-        cli,
+        app,
         [
             "consume",
             "--endpoint-url",
@@ -146,11 +117,11 @@ def invoke(cli, s3_endpoint, bucket: str, store: Path, *extra: str):
 
 
 def test_the_cli_consumes_a_real_bucket_and_refuses_an_altered_part_by_key(
-    cli, s3_endpoint, bucket, writer_destination, tmp_path
+    consume_app, s3_endpoint, bucket, writer_destination, tmp_path
 ):
     stream = ExportWriter(writer_destination, prefix=PREFIX, user_id="u-1", records_per_part=40)
     stream.deliver(list(changes("posts", "u-1", 100)))
-    first = invoke(cli, s3_endpoint, bucket, tmp_path / "c.db")
+    first = invoke(consume_app, s3_endpoint, bucket, tmp_path / "c.db")
     assert first.exit_code == 0, first.output
     assert json.loads(first.stdout)["records"] == 100
 
@@ -159,7 +130,7 @@ def test_the_cli_consumes_a_real_bucket_and_refuses_an_altered_part_by_key(
     body = bytearray(writer_destination.get_object(altered))
     body[len(body) // 2] ^= 0x01
     writer_destination.put_object(altered, bytes(body))
-    refused = invoke(cli, s3_endpoint, bucket, tmp_path / "c.db")
+    refused = invoke(consume_app, s3_endpoint, bucket, tmp_path / "c.db")
 
     assert isinstance(refused.exception, IntegrityError)
     assert _errors.report(refused.exception) == 7

@@ -20,50 +20,21 @@ from portability.consumer import (
 )
 from portability.consumer._apply import apply_manifest
 from portability.consumer._fetch import PartFetcher
-from portability.destinations.memory import MemoryDestination
 from portability.errors import ConflictError
 from portability.manifest import CheckpointRange, PartEntry
-from tests.fixtures.exports import ExportWriter, changes, record_data
-
-PREFIX = "exports"
-
-
-@pytest.fixture
-def bucket() -> MemoryDestination:
-    return MemoryDestination()
+from tests.fixtures.consumer import PREFIX, expected_state, state
+from tests.fixtures.exports import changes, record_data
 
 
 @pytest.fixture
-def store(tmp_path: Path):
-    with SqliteStore(tmp_path / "consumer.db") as opened:
-        yield opened
+def records_per_part() -> int:
+    """These tests were written against parts of 40 records."""
+    return 40
 
 
-def writer(bucket, **kwargs) -> ExportWriter:
-    kwargs.setdefault("prefix", PREFIX)
-    kwargs.setdefault("records_per_part", 40)
-    return ExportWriter(bucket, **kwargs)
-
-
-def state(store: SqliteStore, category: str, user_id: str) -> dict[str, dict]:
-    return {record_id: data for record_id, _, data in store.records(category, user_id)}
-
-
-def expected_state(*deliveries: list) -> dict[str, dict]:
-    """What a correct consumer holds after applying the changes in order."""
-    held: dict[str, dict] = {}
-    for delivered in deliveries:
-        for change in delivered:
-            if change.data is None:
-                held.pop(change.record_id, None)
-            else:
-                held[change.record_id] = change.data
-    return held
-
-
-def test_a_delivery_becomes_the_users_current_records(bucket, store):
+def test_a_delivery_becomes_the_users_current_records(bucket, store, new_stream):
     first = list(changes("posts", "u1", 100))
-    writer(bucket).deliver(first)
+    new_stream().deliver(first)
 
     report = consume(bucket, store, prefix=PREFIX)
 
@@ -72,8 +43,7 @@ def test_a_delivery_becomes_the_users_current_records(bucket, store):
     assert state(store, "posts", "u1") == expected_state(first)
 
 
-def test_updates_and_tombstones_apply_in_delivery_order(bucket, store):
-    stream = writer(bucket)
+def test_updates_and_tombstones_apply_in_delivery_order(bucket, store, stream):
     first = list(changes("posts", "u1", 90))
     # ids cycle over 30 records: each is updated, and every 4th change deletes one
     second = list(changes("posts", "u1", 120, start=90, distinct=30, delete_every=4))
@@ -87,8 +57,7 @@ def test_updates_and_tombstones_apply_in_delivery_order(bucket, store):
     assert state(store, "posts", "u1") == expected_state(first, second)
 
 
-def test_running_again_applies_only_new_manifests(bucket, store):
-    stream = writer(bucket)
+def test_running_again_applies_only_new_manifests(bucket, store, stream):
     first = list(changes("posts", "u1", 50))
     stream.deliver(first)
     consume(bucket, store, prefix=PREFIX)
@@ -103,8 +72,7 @@ def test_running_again_applies_only_new_manifests(bucket, store):
     assert state(store, "posts", "u1") == expected_state(first, second)
 
 
-def test_a_fresh_process_resumes_from_the_stored_position(bucket, tmp_path):
-    stream = writer(bucket)
+def test_a_fresh_process_resumes_from_the_stored_position(bucket, tmp_path, stream):
     stream.deliver(list(changes("posts", "u1", 20)))
     with SqliteStore(tmp_path / "c.db") as first_process:
         consume(bucket, first_process, prefix=PREFIX)
@@ -119,8 +87,7 @@ def test_a_fresh_process_resumes_from_the_stored_position(bucket, tmp_path):
     assert (position.sequence, position.checkpoint_to) == (2, 25)
 
 
-def test_applying_a_manifest_that_is_already_applied_changes_nothing(bucket, store):
-    stream = writer(bucket)
+def test_applying_a_manifest_that_is_already_applied_changes_nothing(bucket, store, stream):
     delivered = stream.deliver(list(changes("posts", "u1", 30, distinct=10, delete_every=7)))
     consume(bucket, store, prefix=PREFIX)
     before = state(store, "posts", "u1")
@@ -142,11 +109,11 @@ def test_applying_a_manifest_that_is_already_applied_changes_nothing(bucket, sto
     assert store.position(StreamId("u1", "posts", 1)).manifest_key == delivered.key
 
 
-def test_every_category_lands_in_its_own_table(bucket, store):
+def test_every_category_lands_in_its_own_table(bucket, store, new_stream):
     expected = {}
     for category in ("profile", "posts", "activity", "direct_messages"):
         items = list(changes(category, "u1", 12))
-        writer(bucket, category=category).deliver(items)
+        new_stream(category=category).deliver(items)
         expected[category] = expected_state(items)
 
     report = consume(bucket, store, prefix=PREFIX)
@@ -156,11 +123,11 @@ def test_every_category_lands_in_its_own_table(bucket, store):
     assert store.count("profile") == 1  # a profile has one record: the user
 
 
-def test_users_and_grants_are_separate_streams(bucket, store):
+def test_users_and_grants_are_separate_streams(bucket, store, new_stream):
     alice = list(changes("posts", "alice", 10))
     bob = list(changes("posts", "bob", 7))
-    writer(bucket, user_id="alice", grant_id=3).deliver(alice)
-    writer(bucket, user_id="bob", grant_id=4).deliver(bob)
+    new_stream(user_id="alice", grant_id=3).deliver(alice)
+    new_stream(user_id="bob", grant_id=4).deliver(bob)
 
     report = consume(bucket, store, prefix=PREFIX)
 
@@ -170,9 +137,9 @@ def test_users_and_grants_are_separate_streams(bucket, store):
 
 
 @pytest.mark.parametrize("compression", ["gzip", "zstd", "none"])
-def test_parts_are_decompressed_as_the_manifest_says(bucket, store, compression):
+def test_parts_are_decompressed_as_the_manifest_says(bucket, store, compression, new_stream):
     items = list(changes("activity", "u1", 75))
-    writer(bucket, category="activity", compression=compression).deliver(items)
+    new_stream(category="activity", compression=compression).deliver(items)
 
     report = consume(bucket, store, prefix=PREFIX)
 
@@ -203,8 +170,7 @@ def test_lines_split_across_decompressed_chunks_are_rejoined(monkeypatch):
     assert read == lines
 
 
-def test_a_manifest_with_no_parts_only_moves_the_position(bucket, store):
-    stream = writer(bucket)
+def test_a_manifest_with_no_parts_only_moves_the_position(bucket, store, stream):
     stream.deliver(list(changes("posts", "u1", 5)))
     stream.deliver([])  # a run that found nothing new still advances the checkpoint
 
@@ -214,8 +180,9 @@ def test_a_manifest_with_no_parts_only_moves_the_position(bucket, store):
     assert store.position(StreamId("u1", "posts", 1)).sequence == 2
 
 
-def test_jsonl_format_writes_a_current_state_snapshot_per_user_and_category(bucket, tmp_path):
-    stream = writer(bucket)
+def test_jsonl_format_writes_a_current_state_snapshot_per_user_and_category(
+    bucket, tmp_path, stream
+):
     first = list(changes("posts", "u1", 40))
     second = list(changes("posts", "u1", 20, start=40, distinct=10, delete_every=3))
     stream.deliver(first)
@@ -232,8 +199,10 @@ def test_jsonl_format_writes_a_current_state_snapshot_per_user_and_category(buck
     assert {row["user_id"] for row in rows} == {"u1"}
 
 
-def test_jsonl_snapshot_due_before_a_crash_is_written_by_the_next_pass(bucket, tmp_path):
-    writer(bucket).deliver(list(changes("posts", "u1", 8)))
+def test_jsonl_snapshot_due_before_a_crash_is_written_by_the_next_pass(
+    bucket, tmp_path, new_stream
+):
+    new_stream().deliver(list(changes("posts", "u1", 8)))
     with JsonlStore(tmp_path / "c.db", tmp_path / "out") as store:
         store.finish_pass = lambda: None  # the process dies before writing the snapshot
         consume(bucket, store, prefix=PREFIX)
@@ -246,8 +215,8 @@ def test_jsonl_snapshot_due_before_a_crash_is_written_by_the_next_pass(bucket, t
     assert len((tmp_path / "out" / "posts" / "u1.jsonl").read_bytes().splitlines()) == 8
 
 
-def test_progress_is_reported_after_every_part(bucket, store):
-    writer(bucket, records_per_part=10).deliver(list(changes("posts", "u1", 35)))
+def test_progress_is_reported_after_every_part(bucket, store, new_stream):
+    new_stream(records_per_part=10).deliver(list(changes("posts", "u1", 35)))
     seen = []
 
     consume(bucket, store, prefix=PREFIX, on_progress=seen.append)
@@ -260,8 +229,7 @@ def test_progress_is_reported_after_every_part(bucket, store):
     ]
 
 
-def test_an_upsert_whose_data_is_not_an_object_is_refused(bucket, store):
-    stream = writer(bucket)
+def test_an_upsert_whose_data_is_not_an_object_is_refused(bucket, store, stream):
     stream.deliver(list(changes("posts", "u1", 3)))
     key = f"{stream.stream}parts/00000000000000000003-00000000000000000004/part-00001.jsonl.gz"
     line = b'{"id":"x","op":"upsert","changed_at":"2025-01-01T00:00:00.000000Z","data":[1]}\n'
@@ -307,14 +275,14 @@ def test_record_data_builds_every_published_shape():
     }
 
 
-def test_the_documented_sqlite_query_reads_the_store(bucket, store):
+def test_the_documented_sqlite_query_reads_the_store(bucket, store, new_stream):
     root = Path(__file__).resolve().parents[2]
     texts = [
         p.read_text() for p in (root / "README.md", root / "docs" / "consumer.md") if p.exists()
     ]
     text = next(t for t in texts if "<!-- sqlite:posts -->" in t)
     query = re.search(r"<!-- sqlite:posts -->\s*```sql\n(.*?)```", text, re.S).group(1)
-    writer(bucket, user_id="u-1001").deliver(list(changes("posts", "u-1001", 5)))
+    new_stream(user_id="u-1001").deliver(list(changes("posts", "u-1001", 5)))
     consume(bucket, store, prefix=PREFIX)
 
     rows = store._conn.execute(query).fetchall()

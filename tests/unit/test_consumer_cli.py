@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from portability.cli import _errors
@@ -13,9 +12,8 @@ from portability.cli import consume as consume_cli
 from portability.consumer import SqliteStore
 from portability.destinations.memory import MemoryDestination
 from portability.errors import IntegrityError, ValidationError
+from tests.fixtures.consumer import PREFIX
 from tests.fixtures.exports import ExportWriter, changes
-
-PREFIX = "exports"
 
 
 @pytest.fixture
@@ -32,28 +30,16 @@ def bucket(monkeypatch) -> MemoryDestination:
     return destination
 
 
-@pytest.fixture
-def app() -> typer.Typer:
-    root = typer.Typer()
-
-    @root.callback()
-    def _group() -> None:
-        """Keep `consume` a subcommand, as under the real root."""
-
-    consume_cli.register(root)
-    return root
-
-
 def run(app, *args, env=None):
     base = ["consume", "--bucket", "b", "--prefix", PREFIX]
     env = {"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "SECRET", **(env or {})}
     return CliRunner().invoke(app, [*base, *args], env=env)
 
 
-def test_consume_applies_and_prints_one_json_report(app, bucket, tmp_path):
+def test_consume_applies_and_prints_one_json_report(consume_app, bucket, tmp_path):
     ExportWriter(bucket, prefix=PREFIX).deliver(list(changes("posts", "u1", 25)))
 
-    result = run(app, "--store", str(tmp_path / "c.db"), "--json")
+    result = run(consume_app, "--store", str(tmp_path / "c.db"), "--json")
 
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -63,9 +49,9 @@ def test_consume_applies_and_prints_one_json_report(app, bucket, tmp_path):
         assert store.count("posts", "u1") == 25
 
 
-def test_credentials_come_from_the_environment(app, bucket, tmp_path):
+def test_credentials_come_from_the_environment(consume_app, bucket, tmp_path):
     result = run(
-        app,
+        consume_app,
         "--store",
         str(tmp_path / "c.db"),
         "--endpoint-url",
@@ -87,13 +73,13 @@ def test_credentials_come_from_the_environment(app, bucket, tmp_path):
     ]
 
 
-def test_progress_and_ignored_objects_are_shown_to_a_human(app, bucket, tmp_path):
+def test_progress_and_ignored_objects_are_shown_to_a_human(consume_app, bucket, tmp_path):
     ExportWriter(bucket, prefix=PREFIX, records_per_part=10).deliver(
         list(changes("posts", "u1", 25))
     )
     bucket.put_object(f"{PREFIX}/u1/posts/g1/parts/leftover.jsonl.gz", b"x")
 
-    result = run(app, "--store", str(tmp_path / "c.db"))
+    result = run(consume_app, "--store", str(tmp_path / "c.db"))
 
     assert result.exit_code == 0, result.output
     assert "applied u1/posts/g1 #1: part 3/3, 25/25 records" in result.stderr
@@ -101,12 +87,12 @@ def test_progress_and_ignored_objects_are_shown_to_a_human(app, bucket, tmp_path
     assert "ignored 1 object(s) that no manifest lists" in result.stdout
 
 
-def test_a_gap_exits_with_the_integrity_code_after_the_report(app, bucket, tmp_path):
+def test_a_gap_exits_with_the_integrity_code_after_the_report(consume_app, bucket, tmp_path):
     stream = ExportWriter(bucket, prefix=PREFIX)
     stream.deliver(list(changes("posts", "u1", 5)), write_manifest=False)
     stream.deliver(list(changes("posts", "u1", 5, start=5)))
 
-    result = run(app, "--store", str(tmp_path / "c.db"), "--json")
+    result = run(consume_app, "--store", str(tmp_path / "c.db"), "--json")
 
     assert isinstance(result.exception, IntegrityError)
     assert _errors.report(result.exception) == 7
@@ -114,20 +100,26 @@ def test_a_gap_exits_with_the_integrity_code_after_the_report(app, bucket, tmp_p
     assert [p["kind"] for p in report["problems"]] == ["gap"]
 
 
-def test_jsonl_format_needs_an_output_folder(app, bucket, tmp_path):
-    result = run(app, "--store", str(tmp_path / "c.db"), "--format", "jsonl")
+def test_jsonl_format_needs_an_output_folder(consume_app, bucket, tmp_path):
+    result = run(consume_app, "--store", str(tmp_path / "c.db"), "--format", "jsonl")
 
     assert isinstance(result.exception, ValidationError)
     assert "--out" in str(result.exception)
 
 
-def test_jsonl_format_writes_snapshots_under_out(app, bucket, tmp_path):
+def test_jsonl_format_writes_snapshots_under_out(consume_app, bucket, tmp_path):
     ExportWriter(bucket, prefix=PREFIX, category="activity").deliver(
         list(changes("activity", "u1", 9))
     )
 
     result = run(
-        app, "--store", str(tmp_path / "c.db"), "--format", "jsonl", "--out", str(tmp_path / "o")
+        consume_app,
+        "--store",
+        str(tmp_path / "c.db"),
+        "--format",
+        "jsonl",
+        "--out",
+        str(tmp_path / "o"),
     )
 
     assert result.exit_code == 0, result.output

@@ -2,40 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
-from portability.consumer import SqliteStore, StreamId, consume
-from portability.destinations.memory import MemoryDestination
+from portability.consumer import StreamId, consume
+from tests.fixtures.consumer import PREFIX, STREAM, id_range, ids
 from tests.fixtures.exports import ExportWriter, changes
-
-PREFIX = "exports"
-STREAM = StreamId("u1", "posts", 1)
-
-
-@pytest.fixture
-def bucket() -> MemoryDestination:
-    return MemoryDestination()
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    with SqliteStore(tmp_path / "consumer.db") as opened:
-        yield opened
-
-
-@pytest.fixture
-def stream(bucket) -> ExportWriter:
-    return ExportWriter(bucket, prefix=PREFIX, user_id="u1", category="posts", records_per_part=50)
-
-
-def ids(store: SqliteStore, user_id: str = "u1") -> set[str]:
-    return {record_id for record_id, _, _ in store.records("posts", user_id)}
-
-
-def id_range(start: int, count: int, user_id: str = "u1") -> set[str]:
-    return {c.record_id for c in changes("posts", user_id, count, start=start)}
 
 
 def test_a_missing_manifest_is_reported_as_a_gap_and_stops_the_stream(bucket, store, stream):

@@ -4,37 +4,19 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from pathlib import Path
 
 import pytest
 
-from portability.consumer import SqliteStore, StreamId, consume
-from portability.destinations.memory import MemoryDestination
+from portability.consumer import consume
 from portability.records import SCHEMA_VERSION
+from tests.fixtures.consumer import PREFIX, STREAM, ids
 from tests.fixtures.exports import ExportWriter, changes
 
-PREFIX = "exports"
-STREAM = StreamId("u1", "posts", 1)
-
 
 @pytest.fixture
-def bucket() -> MemoryDestination:
-    return MemoryDestination()
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    with SqliteStore(tmp_path / "consumer.db") as opened:
-        yield opened
-
-
-@pytest.fixture
-def stream(bucket) -> ExportWriter:
-    return ExportWriter(bucket, prefix=PREFIX, user_id="u1", category="posts", records_per_part=25)
-
-
-def ids(store: SqliteStore) -> set[str]:
-    return {record_id for record_id, _, _ in store.records("posts", "u1")}
+def records_per_part() -> int:
+    """The refusals below name parts of 25 records."""
+    return 25
 
 
 def test_a_stray_part_that_no_manifest_lists_is_ignored_and_counted(bucket, store, stream):

@@ -7,16 +7,9 @@ import threading
 import pytest
 
 from portability.consumer import Consumer, SqliteStore
-from portability.destinations.memory import MemoryDestination
 from portability.errors import DestinationTransientError
+from tests.fixtures.consumer import PREFIX
 from tests.fixtures.exports import ExportWriter, changes
-
-PREFIX = "exports"
-
-
-@pytest.fixture
-def bucket() -> MemoryDestination:
-    return MemoryDestination()
 
 
 def test_watch_applies_manifests_as_they_arrive(bucket, tmp_path):

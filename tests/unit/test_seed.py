@@ -337,3 +337,36 @@ def test_mutate_command_of_an_unknown_user_fails_with_not_found(
 
     assert isinstance(result.exception, NotFoundError)
     assert _errors.report(result.exception) == 3
+
+
+def test_seeding_is_reproducible_across_processes(tmp_path):
+    """Same arguments, different interpreters (hash seeds): the same feed, byte for byte."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import hashlib, sys\n"
+        "from sqlalchemy import text\n"
+        "from portability.db.engine import make_engine\n"
+        "from portability.db.migrate import upgrade\n"
+        "from portability.platform.seed import seed\n"
+        "e = make_engine(f'sqlite:///{sys.argv[1]}'); upgrade(e)\n"
+        "seed(e, users=2, records_per_user=300, seed=5)\n"
+        "with e.connect() as c:\n"
+        "    q = text('SELECT line FROM platform_changes ORDER BY position')\n"
+        "    lines = c.execute(q).scalars()\n"
+        "    print(hashlib.sha256('\\n'.join(lines).encode()).hexdigest())\n"
+    )
+    digests = set()
+    for hash_seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+        out = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / f"{hash_seed}.db")],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1
