@@ -48,8 +48,25 @@ class Runtime:
         engine = make_engine(settings)
         box = CredentialBox(settings.resolved_encryption_key())
 
+        opened: dict[tuple[object, ...], Destination] = {}
+
         def _open(row: DestinationRow) -> Destination:
-            return S3Destination.from_row(row, box, settings)
+            # One client per destination version for the process's life: boto3 clients are
+            # thread-safe and keep their connection pool warm between runs.
+            key = (
+                row.id,
+                row.credentials_encrypted,
+                row.endpoint_url,
+                row.bucket,
+                row.region,
+                row.addressing_style,
+                row.server_side_encryption,
+            )
+            if key not in opened:
+                if len(opened) >= 256:
+                    opened.clear()
+                opened[key] = S3Destination.from_row(row, box, settings)
+            return opened[key]
 
         return cls(
             settings=settings,

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
         default=250_000, ge=1, description="Records per JSONL part object."
     )
     export_compression: str = Field(default="gzip", description="gzip | zstd | none")
+    export_category_concurrency: int = Field(
+        default=4, ge=1, description="Categories of one run exported at the same time."
+    )
     lease_seconds: int = Field(
         default=120, ge=1, description="Run and category lease; renewed every batch."
     )

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from portability.categories import Category
@@ -119,7 +119,7 @@ class ConsentCheck:
         self._runtime = runtime
         self._run_id = job_run_id
         self._check = check
-        self._renewed = 0.0
+        self._renewed = time.monotonic()  # the claim and the category lease are fresh
         self.category: tuple[int, str] | None = None
 
     def __call__(self, *, renew: bool = True) -> None:
@@ -245,6 +245,7 @@ def _write_parts(
     max_records = settings.export_part_max_records
     parts: list[PartEntry] = []
     writer: PartWriter | None = None
+    first_batch = True
 
     def open_part() -> PartWriter:
         key = part_key(
@@ -261,7 +262,9 @@ def _write_parts(
             settings.export_batch_size,
         ):
             hooks.between_batches(job.category.value)
-            check_consent(renew=False)
+            if not first_batch:  # the first is covered by the check that opened the category
+                check_consent(renew=False)
+            first_batch = False
             body, records, deletes = batch.body, batch.records, batch.deletes
             while records:
                 if writer is None:
@@ -338,9 +341,12 @@ def _record_result(session: Session, job: CategoryJob, manifest: Manifest, key: 
     row.bytes = manifest.bytes
     row.parts = len(manifest.parts)
     row.manifest_key = key
-    run = session.get(Run, job.run_id)
-    if run is not None:
-        run.records = (run.records or 0) + manifest.records
-        run.bytes = (run.bytes or 0) + manifest.bytes
+    # An increment in SQL: categories of one run commit concurrently.
+    session.execute(
+        update(Run)
+        .where(Run.id == job.run_id)
+        .values(records=Run.records + manifest.records, bytes=Run.bytes + manifest.bytes)
+        .execution_options(synchronize_session=False)
+    )
     session.flush()
     return row

@@ -13,12 +13,15 @@ A failed run keeps its checkpoints: a re-run continues where it stopped.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from portability.categories import Category
 from portability.consent import check_consent, exportable_categories
 from portability.db.base import utcnow
 from portability.db.models import (
@@ -133,9 +136,9 @@ def _export(runtime: Runtime, run_id: int, hooks: ExportHooks) -> str | None:
         # renewals only consent is re-read (one query per batch).
         _check(session, run, settings.eligible_countries)
 
-    consent = ConsentCheck(runtime, run_id, probe)
-    for category in sorted(allowed):
-        consent()  # between categories, always
+    def deliver(category: Category) -> None:
+        consent = ConsentCheck(runtime, run_id, probe)
+        consent()  # before each category, always
         consent.category = (grant.id, category.value)
         job = CategoryJob(
             category=category,
@@ -144,10 +147,52 @@ def _export(runtime: Runtime, run_id: int, hooks: ExportHooks) -> str | None:
             **job_base,  # type: ignore[arg-type]
         )
         export_category(runtime, job, destination, consent, hooks)
-        consent.category = None
+
+    _each_category(sorted(allowed), deliver, settings.export_category_concurrency)
     if refused:
         return f"not granted, skipped: {', '.join(sorted(refused))}"
     return None
+
+
+def _each_category(
+    categories: list[Category], deliver: Callable[[Category], None], concurrency: int
+) -> None:
+    """Deliver the categories, several at once when allowed.
+
+    Categories are independent streams (own lease, checkpoint and manifests), so their
+    database and S3 round trips overlap; an incremental run's latency becomes that of its
+    slowest category rather than the sum. Every category checks consent for itself before
+    each batch. When several fail, the most decisive error is raised: consent first (the run
+    is cancelled), then a lost run, then permanent, then transient failures.
+    """
+    if concurrency <= 1 or len(categories) <= 1:
+        for category in categories:
+            deliver(category)
+        return
+    failures: list[BaseException] = []
+    workers = min(concurrency, len(categories))
+    with ThreadPoolExecutor(workers, thread_name_prefix="portability-category") as pool:
+        for future in [pool.submit(deliver, category) for category in categories]:
+            try:
+                future.result()
+            except BaseException as exc:  # collected; the decisive one is re-raised below
+                failures.append(exc)
+    if failures:
+        raise min(failures, key=_decisiveness)
+
+
+def _decisiveness(exc: BaseException) -> int:
+    if not isinstance(exc, Exception):
+        return 0  # a crash or an interrupt: nothing else matters
+    order: list[type[BaseException]] = [ConsentError, ConflictError]
+    for rank, family in enumerate(order, start=1):
+        if isinstance(exc, family):
+            return rank
+    if isinstance(exc, PortabilityError) and not exc.is_transient:
+        return 3
+    if isinstance(exc, PortabilityError | DBAPIError):
+        return 5
+    return 4  # an unexpected error: fail the run as internal
 
 
 def _load(
@@ -168,24 +213,48 @@ def _load(
 
 
 def _check(session: Session, run: Run, eligible: frozenset[str]) -> None:
-    """Re-read the grant, its user and the app in one round trip and apply the consent rules."""
+    """Re-read the grant, its user and the app in one round trip and apply the consent rules.
+
+    Runs before every batch, so it reads plain columns (no ORM identity map) into transient
+    objects for ``check_consent``.
+    """
     row = session.execute(
-        select(Authorization, App, PlatformUser)
+        select(
+            Authorization.app_id,
+            Authorization.user_id,
+            Authorization.access,
+            Authorization.revoked_at,
+            Authorization.revoke_reason,
+            Authorization.expires_at,
+            Authorization.used_at,
+            Authorization.used_by_run_id,
+            App.status,
+            PlatformUser.country,
+        )
         .join(App, App.id == Authorization.app_id)
         .join(PlatformUser, PlatformUser.id == Authorization.user_id)
         .where(Authorization.id == run.authorization_id)
-        .execution_options(populate_existing=True)
     ).one_or_none()
     if row is None:
         raise ConsentError(f"authorization {run.authorization_id} no longer exists")
-    grant, app, user = row
+    grant = Authorization(
+        id=run.authorization_id,
+        app_id=row.app_id,
+        user_id=row.user_id,
+        access=row.access,
+        revoked_at=row.revoked_at,
+        revoke_reason=row.revoke_reason,
+        expires_at=row.expires_at,
+        used_at=row.used_at,
+        used_by_run_id=row.used_by_run_id,
+    )
     check_consent(
-        app=app,
+        app=App(id=row.app_id, status=row.status),
         grant=grant,
-        user=user,
+        user=PlatformUser(id=row.user_id, country=row.country),
         now=utcnow(),
         eligible_countries=eligible,
-        single_already_claimed_by_this_run=grant.used_by_run_id in {run.id, run.rerun_of},
+        single_already_claimed_by_this_run=row.used_by_run_id in {run.id, run.rerun_of},
     )
 
 
