@@ -224,8 +224,7 @@ def _plan(runtime: Runtime, job: CategoryJob, seen: _Seen | None) -> RunCategory
         row.is_reset = is_reset
         row.status = "planned" if has_changes else "empty"
         if has_changes:  # durable: it tells a later run to look for this manifest
-            checkpoint = _checkpoint(session, job)
-            checkpoint.planned_sequence = max(checkpoint.planned_sequence, sequence)
+            _checkpoints.mark_planned(session, job.authorization_id, job.category.value, sequence)
         else:
             relax_durability(session)
         session.flush()

@@ -7,6 +7,7 @@ died) can be taken by the next run.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import insert, select, update
@@ -18,17 +19,36 @@ from portability.db.engine import relax_durability
 from portability.db.models import Checkpoint
 from portability.errors import CategoryBusyError, ConflictError
 
-__all__ = ["acquire_lease", "advance", "release_leases", "renew_lease"]
+__all__ = [
+    "LeasedCheckpoint",
+    "acquire_lease",
+    "advance",
+    "mark_planned",
+    "release_leases",
+    "renew_lease",
+]
+
+
+@dataclass(frozen=True)
+class LeasedCheckpoint:
+    """The checkpoint as it stood when this run took its lease."""
+
+    watermark: int
+    sequence: int
+    planned_sequence: int
+    is_reset_pending: bool
 
 
 def acquire_lease(
     session: Session, authorization_id: int, category: str, run_id: int, lease_seconds: int
-) -> Checkpoint:
-    """Take the (grant, category) lease for ``run_id`` or raise ``CategoryBusyError``."""
+) -> LeasedCheckpoint:
+    """Take the (grant, category) lease for ``run_id`` or raise ``CategoryBusyError``.
+
+    One ``UPDATE ... RETURNING`` in the common case; the row is created on first use.
+    """
     relax_durability(session)
-    _ensure_row(session, authorization_id, category)
     now = utcnow()
-    moved = session.execute(
+    take = (
         update(Checkpoint)
         .where(
             Checkpoint.authorization_id == authorization_id,
@@ -38,19 +58,48 @@ def acquire_lease(
             | (Checkpoint.lease_expires_at < now),
         )
         .values(lease_run_id=run_id, lease_expires_at=now + timedelta(seconds=lease_seconds))
+        .returning(
+            Checkpoint.watermark,
+            Checkpoint.sequence,
+            Checkpoint.planned_sequence,
+            Checkpoint.is_reset_pending,
+        )
         .execution_options(synchronize_session=False)
     )
-    checkpoint = session.scalars(
-        select(Checkpoint)
-        .where(Checkpoint.authorization_id == authorization_id, Checkpoint.category == category)
-        .execution_options(populate_existing=True)
-    ).one()
-    if not moved.rowcount:  # type: ignore[attr-defined]
+    row = session.execute(take).one_or_none()
+    if row is None:
+        _ensure_row(session, authorization_id, category)
+        row = session.execute(take).one_or_none()
+    if row is None:
+        holder = session.scalar(
+            select(Checkpoint.lease_run_id).where(
+                Checkpoint.authorization_id == authorization_id, Checkpoint.category == category
+            )
+        )
         raise CategoryBusyError(
             f"{category} of authorization {authorization_id} is being exported by run "
-            f"{checkpoint.lease_run_id}; this run waits its turn"
+            f"{holder}; this run waits its turn"
         )
-    return checkpoint
+    return LeasedCheckpoint(
+        watermark=row.watermark,
+        sequence=row.sequence,
+        planned_sequence=row.planned_sequence,
+        is_reset_pending=bool(row.is_reset_pending),
+    )
+
+
+def mark_planned(session: Session, authorization_id: int, category: str, sequence: int) -> None:
+    """Record that delivery ``sequence`` is planned: a later run must look for its manifest."""
+    session.execute(
+        update(Checkpoint)
+        .where(
+            Checkpoint.authorization_id == authorization_id,
+            Checkpoint.category == category,
+            Checkpoint.planned_sequence < sequence,
+        )
+        .values(planned_sequence=sequence)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _ensure_row(session: Session, authorization_id: int, category: str) -> None:
