@@ -29,11 +29,10 @@ sys.path.insert(0, str(ROOT))
 from portability.crypto import CredentialBox  # noqa: E402
 from portability.db.engine import make_engine, make_session_factory  # noqa: E402
 from portability.db.migrate import upgrade  # noqa: E402
-from portability.db.models import Access, AppStatus  # noqa: E402
 from portability.devtools.local_s3 import start_moto, start_seaweedfs  # noqa: E402
+from portability.devtools.sample import register_sample_transfer  # noqa: E402
 from portability.platform.mutate import mutate  # noqa: E402
 from portability.platform.seed import seed  # noqa: E402
-from portability.registry import add_destination, create_app, grant, set_app_status  # noqa: E402
 from portability.runs import create_run  # noqa: E402
 from portability.settings import Settings  # noqa: E402
 
@@ -191,33 +190,21 @@ def main() -> None:
         bucket = s3.create_bucket("bench-export")
         sessions = make_session_factory(engine)
         with sessions.begin() as session:
-            app, _ = create_app(
-                session,
-                name="Bench",
-                contact_email="bench@example.com",
-                use_case="Benchmarking the export engine end to end.",
-            )
-            set_app_status(session, app.id, AppStatus.APPROVED)
-            auth = grant(
-                session,
-                user_id=user_id,
-                app_id=app.id,
-                categories=CATEGORIES,
-                access=Access.ONGOING,
-                eligible_countries=settings.eligible_countries,
-            )
-            dest = add_destination(
+            sample = register_sample_transfer(
                 session,
                 CredentialBox(key.encode()),
-                app_id=app.id,
+                user_id=user_id,
+                categories=CATEGORIES,
+                eligible_countries=settings.eligible_countries,
                 bucket=bucket,
                 endpoint_url=s3.endpoint_url,
                 access_key_id=s3.access_key_id,
                 secret_access_key=s3.secret_access_key,
                 prefix="bench",
                 compression=args.compression,
+                app_name="Bench",
             )
-            ids = (auth.id, dest.id)
+            ids = (sample.authorization_id, sample.destination_id)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PORTABILITY_")}
         env.update(
             PORTABILITY_DATABASE_URL=url,

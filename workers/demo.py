@@ -25,11 +25,12 @@ from portability.categories import Category
 from portability.crypto import CredentialBox
 from portability.db.engine import make_engine, make_session_factory
 from portability.db.migrate import upgrade
-from portability.db.models import Access, AppStatus, RunStatus
+from portability.db.models import RunStatus
 from portability.devtools.local_s3 import LocalS3, start_local_s3
+from portability.devtools.sample import register_sample_transfer
 from portability.platform.mutate import MutationReport, mutate
 from portability.platform.seed import seed
-from portability.registry import add_destination, add_user, create_app, grant, set_app_status
+from portability.registry import add_user
 from portability.runs import RunView, create_run, get_run
 from portability.settings import Settings
 from workers.app import EXPORT_TASK
@@ -82,34 +83,23 @@ def main() -> int:
         box = CredentialBox(settings.resolved_encryption_key())
         user_id = report.user_ids[0]
         with sessions.begin() as session:
-            app, _api_key = create_app(
-                session,
-                name="Acme Photo Book",
-                contact_email="dev@acme.example",
-                use_case="Prints a yearly photo book from the user's posts and profile.",
-            )
-            set_app_status(session, app.id, AppStatus.APPROVED)
             _ensure_eea(session, user_id)
-            auth = grant(
-                session,
-                user_id=user_id,
-                app_id=app.id,
-                categories=[c.value for c in CATEGORIES],
-                access=Access.ONGOING,
-                eligible_countries=settings.eligible_countries,
-            )
-            destination = add_destination(
+            sample = register_sample_transfer(
                 session,
                 box,
-                app_id=app.id,
+                user_id=user_id,
+                categories=",".join(c.value for c in CATEGORIES),
+                eligible_countries=settings.eligible_countries,
                 bucket=bucket,
                 endpoint_url=s3.endpoint_url,
                 region=s3.region,
                 access_key_id=s3.access_key_id,
                 secret_access_key=s3.secret_access_key,
                 prefix="portability",
+                app_name="Acme Photo Book",
+                use_case="Prints a yearly photo book from the user's posts and profile.",
             )
-            ids = (app.id, auth.id, destination.id)
+            ids = (sample.app_id, sample.authorization_id, sample.destination_id)
         say(
             f"  app {ids[0]} approved · user {user_id} · grant {ids[1]} for "
             f"{', '.join(c.value for c in CATEGORIES)} · destination {ids[2]}"
