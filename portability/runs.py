@@ -3,7 +3,7 @@
 A run's status changes only by a guarded transition (``UPDATE ... WHERE id = :id AND status =
 :expected``): a stale worker, a duplicate message or a racing cancel finds the row already
 moved and backs off. Functions take a session and never commit; the caller owns the
-transaction, and enqueues (``Enqueue``) only after it has committed.
+transaction, and enqueues (``workers.app.enqueue_runs``) only after it has committed.
 
     queued ──claim──> running ──> succeeded | failed | cancelled
        ^                 │
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -27,7 +27,6 @@ from portability.db.models import Authorization, Destination, Run, RunCategory, 
 from portability.errors import ConflictError, FailureReason, NotFoundError, ValidationError
 
 __all__ = [
-    "Enqueue",
     "RunView",
     "cancel_run",
     "claim_run",
@@ -41,12 +40,6 @@ __all__ = [
     "stale_queued_runs",
     "transition",
 ]
-
-
-class Enqueue(Protocol):
-    """Sends "run N is due" to the workers. Call it only after the run row is committed."""
-
-    def __call__(self, run_id: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,13 @@ from portability.errors import DestinationPermanentError, DestinationTransientEr
 from portability.export import ExportHooks, execute_run
 from portability.platform.mutate import mutate
 from portability.registry import revoke_grant, set_app_status
-from tests.fixtures.transfers import delivered_lines, feed_lines, last_watermark, manifests
+from tests.fixtures.transfers import (
+    assert_exactly_once,
+    decompress,
+    feed_lines,
+    manifests,
+    run_to_end,
+)
 
 pytestmark = pytest.mark.services
 
@@ -24,17 +30,6 @@ ALL = [c.value for c in Category]
 
 class SimulatedCrash(BaseException):
     """A process dying mid-step: not an Exception, so nothing in the engine handles it."""
-
-
-def run_to_end(transfer, run_id: int, *, max_rounds: int = 20) -> str:
-    """Execute a run as the worker would, retrying while the engine asks to."""
-    for _ in range(max_rounds):
-        outcome = execute_run(transfer.runtime, run_id)
-        if outcome.retry_in is None:
-            return outcome.status
-        with transfer.runtime.engine.begin() as conn:  # skip the backoff wait
-            conn.execute(text("UPDATE runs SET not_before = NULL WHERE id = :id"), {"id": run_id})
-    raise AssertionError(f"run {run_id} still retrying after {max_rounds} rounds")
 
 
 def expire_lease(transfer, run_id: int) -> None:
@@ -48,16 +43,6 @@ def expire_lease(transfer, run_id: int) -> None:
             text("UPDATE checkpoints SET lease_expires_at = :t WHERE lease_run_id = :id"),
             {"t": utcnow().replace(year=2000), "id": run_id},
         )
-
-
-def assert_exactly_once(transfer, categories=ALL) -> None:
-    for category in categories:
-        stream = transfer.stream(category)
-        delivered = delivered_lines(transfer.destination, stream)
-        upto = last_watermark(transfer.destination, stream)
-        expected = feed_lines(transfer.runtime.engine, transfer.user_id, category, upto)
-        assert delivered, f"{category}: nothing was delivered"
-        assert delivered == expected, f"{category}: manifested output differs from the feed"
 
 
 def test_first_run_delivers_every_change_of_every_granted_category(pg_engine, make_transfer):
@@ -92,8 +77,6 @@ def test_deleted_records_travel_as_tombstones(pg_engine, make_transfer):
 
     last = manifests(transfer.destination, transfer.stream("posts"))[-1]
     import orjson
-
-    from tests.fixtures.transfers import decompress
 
     lines = [
         orjson.loads(line)
@@ -195,14 +178,7 @@ def test_two_runs_of_one_grant_never_export_a_category_concurrently(
 
     def go(run_id):
         hooks = ExportHooks(between_batches=watch(run_id), after_manifest=done_category(run_id))
-        for _ in range(50):
-            outcome = execute_run(transfer.runtime, run_id, hooks=hooks)
-            if outcome.retry_in is None:
-                return
-            with transfer.runtime.engine.begin() as conn:
-                conn.execute(
-                    text("UPDATE runs SET not_before = NULL WHERE id = :id"), {"id": run_id}
-                )
+        run_to_end(transfer, run_id, hooks=hooks)
 
     threads = [threading.Thread(target=go, args=(r,)) for r in (first, second)]
     for thread in threads:

@@ -4,34 +4,13 @@ permanent error from SeaweedFS, and a part large enough to go up as a multipart 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
 
 from portability.db.models import RunStatus
 from portability.destinations.s3 import S3Destination
-from portability.export import execute_run
 from tests.fixtures.s3 import create_bucket
-from tests.fixtures.transfers import delivered_lines, feed_lines, last_watermark, manifests
+from tests.fixtures.transfers import assert_exactly_once, manifests, run_to_end
 
 pytestmark = pytest.mark.services
-
-
-def run_to_end(transfer, run_id: int, rounds: int = 20) -> str:
-    for _ in range(rounds):
-        outcome = execute_run(transfer.runtime, run_id)
-        if outcome.retry_in is None:
-            return outcome.status
-        with transfer.runtime.engine.begin() as conn:  # the worker would wait the backoff
-            conn.execute(text("UPDATE runs SET not_before = NULL WHERE id = :i"), {"i": run_id})
-    raise AssertionError("still retrying")
-
-
-def assert_exactly_once(transfer, category: str) -> None:
-    stream = transfer.stream(category)
-    delivered = delivered_lines(transfer.destination, stream)
-    upto = last_watermark(transfer.destination, stream)
-    assert delivered and delivered == feed_lines(
-        transfer.runtime.engine, transfer.user_id, category, upto
-    )
 
 
 @pytest.mark.parametrize("mode", ["503", "slowdown", "reset", "lost"])
@@ -47,7 +26,7 @@ def test_a_flaky_endpoint_makes_the_run_retry_and_then_succeed(
     assert run_to_end(transfer, run_id) == RunStatus.SUCCEEDED
     assert flaky_s3.faults_served == [mode] * 5
     assert transfer.run(run_id).attempts >= 2
-    assert_exactly_once(transfer, "posts")
+    assert_exactly_once(transfer, ["posts"])
 
 
 def test_a_missing_bucket_fails_the_run_at_once_saying_what_to_fix(
@@ -85,4 +64,4 @@ def test_a_part_above_the_multipart_threshold_is_uploaded_in_chunks_and_reads_ba
     assert part.bytes > 2 * 5 * 1024 * 1024, "the part must span several multipart chunks"
     head = s3_endpoint.client.head_object(Bucket=bucket, Key=part.key)
     assert head["ETag"].strip('"').endswith(f"-{-(-part.bytes // (5 * 1024 * 1024))}")
-    assert_exactly_once(transfer, "activity")
+    assert_exactly_once(transfer, ["activity"])
