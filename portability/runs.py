@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.orm import Session
 
 from portability.categories import format_categories, parse_categories
 from portability.db.base import utcnow
-from portability.db.engine import relax_durability
 from portability.db.models import Authorization, Destination, Run, RunCategory, RunStatus
 from portability.errors import ConflictError, FailureReason, NotFoundError, ValidationError
 
@@ -115,8 +114,8 @@ def get_run(session: Session, run_id: int, *, app_id: int | None = None) -> RunV
         status=RunStatus(run.status),
         attempts=run.attempts,
         categories=tuple(run.categories.split(",")),
-        records=run.records,
-        bytes=run.bytes,
+        records=sum(r.records for r in rows),  # live while running, equal to the run's after
+        bytes=sum(r.bytes for r in rows),
         failure_reason=run.failure_reason,
         last_error=run.last_error,
         queued_at=run.queued_at,
@@ -164,38 +163,41 @@ def claim_run(
     """Take a run for execution: ``queued`` -> ``running``, counting the attempt.
 
     A ``running`` run whose lease has lapsed (its worker died) is taken over the same way.
-    Returns False when the run is already final or another worker holds a live lease: the
-    message is a duplicate and must be dropped.
+    Returns False when the run is already final, not due yet (``not_before``), or another
+    worker holds a live lease: the message is a duplicate or early and must be dropped.
+    One guarded ``UPDATE``; the run is read only when it cannot be claimed.
     """
     now = now or utcnow()
-    lease = now + timedelta(seconds=lease_seconds)
-    relax_durability(session)  # a claim lost in a crash is simply made again
-    run = session.get(Run, run_id)
-    if run is None:
-        raise NotFoundError(f"run {run_id} not found")
-    if run.not_before is not None and run.not_before > now and run.status == RunStatus.QUEUED:
-        return False
     moved = session.execute(
         update(Run)
         .where(
             Run.id == run_id,
-            (Run.status == RunStatus.QUEUED)
+            (
+                (Run.status == RunStatus.QUEUED)
+                & (Run.not_before.is_(None) | (Run.not_before <= now))
+            )
             | ((Run.status == RunStatus.RUNNING) & (Run.lease_expires_at < now)),
         )
         .values(
             status=RunStatus.RUNNING.value,
             attempts=Run.attempts + 1,
             started_at=now,
-            lease_expires_at=lease,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
             not_before=None,
         )
         .execution_options(synchronize_session=False)
     )
-    session.expire(run)
-    return bool(moved.rowcount)  # type: ignore[attr-defined]
+    cached = session.identity_map.get(session.identity_key(Run, run_id))
+    if cached is not None:
+        session.expire(cached)
+    if moved.rowcount:  # type: ignore[attr-defined]
+        return True
+    if session.scalar(select(Run.id).where(Run.id == run_id)) is None:
+        raise NotFoundError(f"run {run_id} not found")
+    return False
 
 
-def renew_lease(session: Session, run_id: int, *, lease_seconds: int) -> None:
+def renew_lease(session: Session | Connection, run_id: int, *, lease_seconds: int) -> None:
     """Extend a running run's lease; ``ConflictError`` if the run moved (cancelled, taken over)."""
     moved = session.execute(
         update(Run)
@@ -221,6 +223,7 @@ def release_for_retry(
         lease_expires_at=None,
         not_before=utcnow() + timedelta(seconds=delay_seconds),
         queued_at=utcnow(),
+        **_totals(),
     )
 
 
@@ -245,7 +248,22 @@ def finish_run(
         lease_expires_at=None,
         last_error=error,
         failure_reason=reason.value if reason else None,
+        **_totals(),
     )
+
+
+def _totals() -> dict[str, Any]:
+    """The run's records and bytes, summed from its categories as it leaves ``running``
+    (categories commit concurrently; one sum at the end beats a contended counter)."""
+    of_run = RunCategory.run_id == Run.id
+    return {
+        "records": select(func.coalesce(func.sum(RunCategory.records), 0))
+        .where(of_run)
+        .scalar_subquery(),
+        "bytes": select(func.coalesce(func.sum(RunCategory.bytes), 0))
+        .where(of_run)
+        .scalar_subquery(),
+    }
 
 
 def cancel_run(session: Session, run_id: int, *, reason: str) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -76,6 +77,11 @@ class Runtime:
             source=source or SqlChangeFeed(engine),
             open_destination=open_destination or _open,
         )
+
+    @cached_property
+    def autocommit(self) -> Engine:
+        """The same pool in autocommit mode, for lone reads: one round trip, no transaction."""
+        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def close(self) -> None:
         self.engine.dispose()

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from portability.settings import Settings
@@ -47,8 +47,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin_immediate(conn: Any) -> None:
-    # Take the write lock at BEGIN so two processes serialise instead of failing on upgrade.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Take the write lock at BEGIN so two processes serialise instead of failing on upgrade;
+    # an autocommit connection (a lone read) takes no lock at all.
+    if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -62,12 +64,13 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
-def relax_durability(session: Session) -> None:
+def relax_durability(session: Session | Connection) -> None:
     """Let this transaction commit without waiting for its WAL flush (PostgreSQL).
 
     For bookkeeping whose loss in a database crash is repaired by design (leases lapse, a
     claim is retried, a manifest found beyond the checkpoint is adopted). Never for the
     checkpoint advance. A no-op on SQLite.
     """
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.dialect if isinstance(session, Connection) else session.get_bind().dialect
+    if dialect.name == "postgresql":
         session.execute(text("SET LOCAL synchronous_commit = off"))

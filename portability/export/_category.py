@@ -1,10 +1,14 @@
-"""Exporting one category of one run: plan, stream parts, write the manifest, advance.
+"""Exporting one category of one run: open, stream parts, write the manifest, advance.
 
 Every step is safe to repeat. The watermark range is fixed in ``run_categories`` at the first
 attempt, so a retry rewrites byte-identical parts under the same keys; the manifest is written
 last and conditionally; the checkpoint moves only after the manifest exists, in the same
 transaction as the category's result. If a previous attempt wrote the manifest and died before
 its commit, the manifest is adopted instead of written again.
+
+The database work is two transactions per category in the common case, Core statements only:
+one opens the category (consent, lease, plan), one closes it (checkpoint and result). An
+incremental run's cost is then mostly those round trips and two PUTs, whatever the history.
 """
 
 from __future__ import annotations
@@ -14,13 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, insert, select, update
 
 from portability.categories import Category
 from portability.db.base import utcnow
 from portability.db.engine import relax_durability
-from portability.db.models import Checkpoint, Run, RunCategory
+from portability.db.models import Checkpoint, RunCategory
 from portability.destinations.base import Destination
 from portability.errors import ConflictError, IntegrityError, ObjectExistsError
 from portability.export import _checkpoints
@@ -31,10 +34,31 @@ from portability.runs import renew_lease as renew_run_lease
 from portability.runtime import Runtime
 from portability.sources.base import TOMBSTONE_END
 
-__all__ = ["CategoryJob", "export_category"]
+__all__ = ["CategoryJob", "ConsentCheck", "Planned", "export_category"]
 
 #: Renew leases at most this often while streaming (well inside any sane lease).
 _RENEW_EVERY_SECONDS = 2.0
+
+#: Outcomes of a category; a run's retry skips the categories it already finished.
+DONE, EMPTY = "done", "empty"
+_FINISHED = frozenset({DONE, EMPTY})
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A category's row in ``run_categories``: its status and the range it was planned for."""
+
+    status: str
+    from_watermark: int | None
+    to_watermark: int | None
+    sequence: int | None
+    is_reset: bool
+
+    @classmethod
+    def of(cls, row: RunCategory | None) -> Planned | None:
+        if row is None:
+            return None
+        return cls(row.status, row.from_watermark, row.to_watermark, row.sequence, row.is_reset)
 
 
 @dataclass(frozen=True)
@@ -51,6 +75,52 @@ class CategoryJob:
     #: The source's watermark, read once per run: an upper bound taken a moment earlier is
     #: just as safe, and saves a round trip per category.
     watermark: int
+    #: This run's row for the category as an earlier attempt left it (None on a first try).
+    previous: Planned | None = None
+
+
+@dataclass(frozen=True)
+class _Range:
+    """The delivery this attempt makes: ``[start, end)`` of the feed as manifest ``sequence``."""
+
+    start: int
+    end: int
+    sequence: int
+    is_reset: bool
+
+
+class ConsentCheck:
+    """Re-reads the grant (one autocommit query); renews the leases every couple of seconds.
+
+    The consent check is a few primary-key reads, cheap next to a batch of thousands of
+    records, and it is what bounds how much is written after a revocation: nothing.
+    """
+
+    def __init__(self, runtime: Runtime, run_id: int, check: Callable[[Connection], None]) -> None:
+        self._runtime = runtime
+        self._run_id = run_id
+        self._check = check
+        self._renewed = time.monotonic()  # the claim and the category lease are fresh
+        self.category: tuple[int, str] | None = None
+
+    def within(self, conn: Connection) -> None:
+        """Check inside a transaction the caller is opening anyway."""
+        self._check(conn)
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now - self._renewed < _RENEW_EVERY_SECONDS:
+            with self._runtime.autocommit.connect() as conn:
+                self._check(conn)
+            return
+        settings = self._runtime.settings
+        with self._runtime.engine.begin() as conn:
+            self._check(conn)
+            relax_durability(conn)
+            renew_run_lease(conn, self._run_id, lease_seconds=settings.lease_seconds)
+            if self.category is not None:
+                _checkpoints.renew_lease(conn, *self.category, self._run_id, settings.lease_seconds)
+        self._renewed = now
 
 
 def export_category(
@@ -59,30 +129,31 @@ def export_category(
     destination: Destination,
     check_consent: ConsentCheck,
     hooks: ExportHooks,
-) -> RunCategory:
-    """Deliver one category; returns its finished ``run_categories`` row."""
+) -> str:
+    """Deliver one category; returns ``done``, or ``empty`` when there was nothing new."""
+    if job.previous is not None and job.previous.status in _FINISHED:
+        return job.previous.status  # an earlier attempt of this run finished it
     settings = runtime.settings
-    with runtime.sessions.begin() as session:
-        checkpoint = _checkpoints.acquire_lease(
-            session, job.authorization_id, job.category, job.run_id, settings.lease_seconds
+    with runtime.engine.begin() as conn:
+        check_consent.within(conn)  # before every category
+        leased = _checkpoints.acquire_lease(
+            conn, job.authorization_id, job.category.value, job.run_id, settings.lease_seconds
         )
-        mine = session.get(RunCategory, (job.run_id, job.category.value))
-        if mine is not None and mine.status in {"done", "empty"}:
-            return mine
-        seen: _Seen | None = _Seen(
-            checkpoint.sequence + 1, checkpoint.watermark, checkpoint.is_reset_pending, mine
-        )
-    if checkpoint.planned_sequence > checkpoint.sequence:
+        pending = leased.planned_sequence > leased.sequence
+        span = None if pending else _plan(conn, job, leased, job.previous)
+    if span is None:
         # Only while a planned delivery is pending can a manifest lie beyond the checkpoint.
         _adopt_written_manifests(runtime, job, destination)
-        seen = None
-    row = _plan(runtime, job, seen)
-    if row.status in {"done", "empty"}:
-        return row
-    assert row.from_watermark is not None and row.to_watermark is not None
-    assert row.sequence is not None
+        with runtime.engine.begin() as conn:
+            checkpoint = _read_checkpoint(conn, job)
+            previous = _read_planned(conn, job)
+            if previous is not None and previous.status in _FINISHED:
+                return previous.status  # the adopted manifest was this run's own
+            span = _plan(conn, job, checkpoint, previous)
 
-    parts = _write_parts(runtime, job, destination, row, check_consent, hooks)
+    parts = _write_parts(runtime, job, destination, span, check_consent, hooks)
+    if not parts:
+        return EMPTY  # recorded with the run's outcome; the checkpoint stays where it is
     manifest = Manifest(
         run_id=job.run_id,
         app_id=job.app_id,
@@ -90,9 +161,9 @@ def export_category(
         user_id=job.user_id,
         category=job.category.value,
         categories=job.categories,
-        sequence=row.sequence,
-        checkpoint=CheckpointRange(**{"from": row.from_watermark, "to": row.to_watermark}),
-        reset=row.is_reset,
+        sequence=span.sequence,
+        checkpoint=CheckpointRange(**{"from": span.start, "to": span.end}),
+        reset=span.is_reset,
         compression=job.compression,
         parts=parts,
         records=sum(p.records for p in parts),
@@ -101,60 +172,107 @@ def export_category(
         created_at=utcnow(),
     )
     check_consent()  # last look before the manifest makes the delivery visible
-    key = manifest_key(job.stream, row.sequence)
+    key = manifest_key(job.stream, span.sequence)
     _put_manifest(destination, key, manifest)
     hooks.after_manifest(key)
     hooks.before_checkpoint_commit(job.category.value)
-    return _commit(runtime, job, manifest, key)
+    with runtime.engine.begin() as conn:
+        _checkpoints.advance(
+            conn,
+            job.authorization_id,
+            job.category.value,
+            job.run_id,
+            from_watermark=span.start,
+            to_watermark=span.end,
+            sequence=span.sequence,
+        )
+        _record_result(conn, job, manifest, key)
+    return DONE
 
 
-class ConsentCheck:
-    """Re-checks the grant before every batch; renews the leases every couple of seconds.
+def _plan(
+    conn: Connection,
+    job: CategoryJob,
+    checkpoint: _checkpoints.LeasedCheckpoint,
+    previous: Planned | None,
+) -> _Range:
+    """Fix the range of this delivery, reusing a previous attempt's when still valid.
 
-    The consent check is a few primary-key reads, cheap next to a batch of thousands of
-    records, and it is what bounds how much is written after a revocation: nothing.
+    Planned before anything is read, in the transaction that took the lease: a category that
+    turns out empty withdraws its plan when the run ends (``release_leases``).
     """
+    watermark, sequence = checkpoint.watermark, checkpoint.sequence + 1
+    if (
+        previous is not None
+        and previous.from_watermark == watermark
+        and previous.sequence == sequence
+        and previous.to_watermark is not None
+    ):
+        # A retry: same range, same keys, same bytes.
+        return _Range(watermark, previous.to_watermark, sequence, previous.is_reset)
+    span = _Range(watermark, max(job.watermark, watermark), sequence, checkpoint.is_reset_pending)
+    values = dict(
+        status="planned",
+        from_watermark=span.start,
+        to_watermark=span.end,
+        sequence=span.sequence,
+        is_reset=span.is_reset,
+    )
+    key = (RunCategory.run_id == job.run_id, RunCategory.category == job.category.value)
+    if previous is None:
+        conn.execute(
+            insert(RunCategory).values(run_id=job.run_id, category=job.category.value, **values)
+        )
+    else:
+        conn.execute(update(RunCategory).where(*key).values(**values))
+    # Durable with the lease: it tells a later run to look for this delivery's manifest.
+    _checkpoints.mark_planned(conn, job.authorization_id, job.category.value, sequence)
+    return span
 
-    def __init__(self, runtime: Runtime, job_run_id: int, check: Callable[[Session], None]) -> None:
-        self._runtime = runtime
-        self._run_id = job_run_id
-        self._check = check
-        self._renewed = time.monotonic()  # the claim and the category lease are fresh
-        self.category: tuple[int, str] | None = None
 
-    def __call__(self, *, renew: bool = True) -> None:
-        settings = self._runtime.settings
-        now = time.monotonic()
-        with self._runtime.sessions.begin() as session:
-            self._check(session)
-            if not renew and now - self._renewed < _RENEW_EVERY_SECONDS:
-                return
-            self._renewed = now
-            relax_durability(session)
-            renew_run_lease(session, self._run_id, lease_seconds=settings.lease_seconds)
-            if self.category is not None:
-                _checkpoints.renew_lease(
-                    session, *self.category, self._run_id, settings.lease_seconds
-                )
-
-
-def _checkpoint(session: Session, job: CategoryJob) -> Checkpoint:
-    return session.scalars(
-        select(Checkpoint)
-        .where(
+def _read_checkpoint(conn: Connection, job: CategoryJob) -> _checkpoints.LeasedCheckpoint:
+    row = conn.execute(
+        select(
+            Checkpoint.watermark,
+            Checkpoint.sequence,
+            Checkpoint.planned_sequence,
+            Checkpoint.is_reset_pending,
+        ).where(
             Checkpoint.authorization_id == job.authorization_id,
             Checkpoint.category == job.category.value,
         )
-        .execution_options(populate_existing=True)
     ).one()
+    return _checkpoints.LeasedCheckpoint(
+        watermark=row.watermark,
+        sequence=row.sequence,
+        planned_sequence=row.planned_sequence,
+        is_reset_pending=bool(row.is_reset_pending),
+    )
+
+
+def _read_planned(conn: Connection, job: CategoryJob) -> Planned | None:
+    row = conn.execute(
+        select(
+            RunCategory.status,
+            RunCategory.from_watermark,
+            RunCategory.to_watermark,
+            RunCategory.sequence,
+            RunCategory.is_reset,
+        ).where(RunCategory.run_id == job.run_id, RunCategory.category == job.category.value)
+    ).one_or_none()
+    if row is None:
+        return None
+    return Planned(
+        row.status, row.from_watermark, row.to_watermark, row.sequence, bool(row.is_reset)
+    )
 
 
 def _adopt_written_manifests(runtime: Runtime, job: CategoryJob, destination: Destination) -> None:
     """A manifest beyond the checkpoint means an attempt died between manifest and commit:
     the delivery is visible to consumers, so the checkpoint must catch up to it."""
     while True:
-        with runtime.sessions.begin() as session:
-            checkpoint = _checkpoint(session, job)
+        with runtime.engine.begin() as conn:
+            checkpoint = _read_checkpoint(conn, job)
             sequence, watermark = checkpoint.sequence + 1, checkpoint.watermark
             if checkpoint.planned_sequence < sequence:
                 return  # no delivery was planned beyond the checkpoint: nothing to look for
@@ -167,9 +285,9 @@ def _adopt_written_manifests(runtime: Runtime, job: CategoryJob, destination: De
                 f"manifest {key} starts at {written.checkpoint.from_} but the checkpoint is at "
                 f"{watermark}; reset the checkpoint of {job.category} to recover"
             )
-        with runtime.sessions.begin() as session:
+        with runtime.engine.begin() as conn:
             _checkpoints.advance(
-                session,
+                conn,
                 job.authorization_id,
                 job.category.value,
                 job.run_id,
@@ -178,68 +296,17 @@ def _adopt_written_manifests(runtime: Runtime, job: CategoryJob, destination: De
                 sequence=sequence,
             )
             if written.run_id == job.run_id:
-                _record_result(session, job, written, key)
-
-
-@dataclass(frozen=True)
-class _Seen:
-    """The checkpoint and this run's row as read under the lease (saves a round trip)."""
-
-    sequence: int
-    watermark: int
-    is_reset: bool
-    row: RunCategory | None
-
-
-def _plan(runtime: Runtime, job: CategoryJob, seen: _Seen | None) -> RunCategory:
-    """Fix the watermark range of this delivery, reusing a previous attempt's when still valid.
-
-    The source is asked outside any transaction of ours: on SQLite a transaction holds the
-    write lock, and the feed reads through a connection of its own.
-    """
-    key = (job.run_id, job.category.value)
-    if seen is None:
-        with runtime.sessions.begin() as session:
-            checkpoint = _checkpoint(session, job)
-            seen = _Seen(
-                checkpoint.sequence + 1,
-                checkpoint.watermark,
-                checkpoint.is_reset_pending,
-                session.get(RunCategory, key),
-            )
-    row, sequence, watermark, is_reset = seen.row, seen.sequence, seen.watermark, seen.is_reset
-    if row is not None and (
-        row.status in {"done", "empty"}
-        or (row.from_watermark == watermark and row.sequence == sequence)
-    ):
-        return row  # finished, or a retry: same range, same keys, same bytes
-    upper = job.watermark
-    has_changes = runtime.source.has_changes(job.user_id, job.category, watermark, upper)
-    with runtime.sessions.begin() as session:
-        row = session.get(RunCategory, key) or RunCategory(run_id=job.run_id, category=key[1])
-        session.add(row)
-        row.from_watermark = watermark  # a checkpoint reset sets it back to 0
-        row.to_watermark = upper
-        row.sequence = sequence
-        row.is_reset = is_reset
-        row.status = "planned" if has_changes else "empty"
-        if has_changes:  # durable: it tells a later run to look for this manifest
-            _checkpoints.mark_planned(session, job.authorization_id, job.category.value, sequence)
-        else:
-            relax_durability(session)
-        session.flush()
-        return row
+                _record_result(conn, job, written, key)
 
 
 def _write_parts(
     runtime: Runtime,
     job: CategoryJob,
     destination: Destination,
-    row: RunCategory,
+    span: _Range,
     check_consent: ConsentCheck,
     hooks: ExportHooks,
 ) -> list[PartEntry]:
-    assert row.from_watermark is not None and row.to_watermark is not None
     settings = runtime.settings
     max_records = settings.export_part_max_records
     parts: list[PartEntry] = []
@@ -247,22 +314,16 @@ def _write_parts(
     first_batch = True
 
     def open_part() -> PartWriter:
-        key = part_key(
-            job.stream, row.from_watermark or 0, row.to_watermark or 0, len(parts), job.compression
-        )
+        key = part_key(job.stream, span.start, span.end, len(parts), job.compression)
         return PartWriter(destination, key, job.compression)
 
     try:
         for batch in runtime.source.read(
-            job.user_id,
-            job.category,
-            row.from_watermark,
-            row.to_watermark,
-            settings.export_batch_size,
+            job.user_id, job.category, span.start, span.end, settings.export_batch_size
         ):
             hooks.between_batches(job.category.value)
             if not first_batch:  # the first is covered by the check that opened the category
-                check_consent(renew=False)
+                check_consent()
             first_batch = False
             body, records, deletes = batch.body, batch.records, batch.deletes
             while records:
@@ -312,40 +373,25 @@ def _put_manifest(destination: Destination, key: str, manifest: Manifest) -> Non
             ) from None
 
 
-def _commit(runtime: Runtime, job: CategoryJob, manifest: Manifest, key: str) -> RunCategory:
-    with runtime.sessions.begin() as session:
-        _checkpoints.advance(
-            session,
-            job.authorization_id,
-            job.category.value,
-            job.run_id,
-            from_watermark=manifest.checkpoint.from_,
-            to_watermark=manifest.checkpoint.to,
-            sequence=manifest.sequence,
-        )
-        return _record_result(session, job, manifest, key)
-
-
-def _record_result(session: Session, job: CategoryJob, manifest: Manifest, key: str) -> RunCategory:
-    row = session.get(RunCategory, (job.run_id, job.category.value))
-    if row is None:
-        row = RunCategory(run_id=job.run_id, category=job.category.value)
-        session.add(row)
-    row.status = "done"
-    row.from_watermark = manifest.checkpoint.from_
-    row.to_watermark = manifest.checkpoint.to
-    row.sequence = manifest.sequence
-    row.is_reset = manifest.reset
-    row.records = manifest.records
-    row.bytes = manifest.bytes
-    row.parts = len(manifest.parts)
-    row.manifest_key = key
-    # An increment in SQL: categories of one run commit concurrently.
-    session.execute(
-        update(Run)
-        .where(Run.id == job.run_id)
-        .values(records=Run.records + manifest.records, bytes=Run.bytes + manifest.bytes)
-        .execution_options(synchronize_session=False)
+def _record_result(conn: Connection, job: CategoryJob, manifest: Manifest, key: str) -> None:
+    """The category's result row; the run's totals are summed from these when it ends."""
+    values = dict(
+        status=DONE,
+        from_watermark=manifest.checkpoint.from_,
+        to_watermark=manifest.checkpoint.to,
+        sequence=manifest.sequence,
+        is_reset=manifest.reset,
+        records=manifest.records,
+        bytes=manifest.bytes,
+        parts=len(manifest.parts),
+        manifest_key=key,
     )
-    session.flush()
-    return row
+    moved = conn.execute(
+        update(RunCategory)
+        .where(RunCategory.run_id == job.run_id, RunCategory.category == job.category.value)
+        .values(**values)
+    )
+    if not moved.rowcount:
+        conn.execute(
+            insert(RunCategory).values(run_id=job.run_id, category=job.category.value, **values)
+        )

@@ -2,17 +2,18 @@
 
 The lease is a column pair, not a database lock: a database row lock would hold a transaction
 id open for the whole export and freeze every reader's watermark. A lapsed lease (its worker
-died) can be taken by the next run.
+died) can be taken by the next run. Core statements on a ``Connection``: these run on every
+category of every run, where ORM bookkeeping would cost more than the round trip.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, case, insert, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
-from sqlalchemy.orm import Session
 
 from portability.db.base import utcnow
 from portability.db.engine import relax_durability
@@ -40,13 +41,12 @@ class LeasedCheckpoint:
 
 
 def acquire_lease(
-    session: Session, authorization_id: int, category: str, run_id: int, lease_seconds: int
+    conn: Connection, authorization_id: int, category: str, run_id: int, lease_seconds: int
 ) -> LeasedCheckpoint:
     """Take the (grant, category) lease for ``run_id`` or raise ``CategoryBusyError``.
 
     One ``UPDATE ... RETURNING`` in the common case; the row is created on first use.
     """
-    relax_durability(session)
     now = utcnow()
     take = (
         update(Checkpoint)
@@ -64,14 +64,13 @@ def acquire_lease(
             Checkpoint.planned_sequence,
             Checkpoint.is_reset_pending,
         )
-        .execution_options(synchronize_session=False)
     )
-    row = session.execute(take).one_or_none()
+    row = conn.execute(take).one_or_none()
     if row is None:
-        _ensure_row(session, authorization_id, category)
-        row = session.execute(take).one_or_none()
+        _ensure_row(conn, authorization_id, category)
+        row = conn.execute(take).one_or_none()
     if row is None:
-        holder = session.scalar(
+        holder = conn.scalar(
             select(Checkpoint.lease_run_id).where(
                 Checkpoint.authorization_id == authorization_id, Checkpoint.category == category
             )
@@ -88,9 +87,9 @@ def acquire_lease(
     )
 
 
-def mark_planned(session: Session, authorization_id: int, category: str, sequence: int) -> None:
+def mark_planned(conn: Connection, authorization_id: int, category: str, sequence: int) -> None:
     """Record that delivery ``sequence`` is planned: a later run must look for its manifest."""
-    session.execute(
+    conn.execute(
         update(Checkpoint)
         .where(
             Checkpoint.authorization_id == authorization_id,
@@ -98,12 +97,11 @@ def mark_planned(session: Session, authorization_id: int, category: str, sequenc
             Checkpoint.planned_sequence < sequence,
         )
         .values(planned_sequence=sequence)
-        .execution_options(synchronize_session=False)
     )
 
 
-def _ensure_row(session: Session, authorization_id: int, category: str) -> None:
-    exists = session.scalar(
+def _ensure_row(conn: Connection, authorization_id: int, category: str) -> None:
+    exists = conn.scalar(
         select(Checkpoint.watermark).where(
             Checkpoint.authorization_id == authorization_id, Checkpoint.category == category
         )
@@ -111,8 +109,8 @@ def _ensure_row(session: Session, authorization_id: int, category: str) -> None:
     if exists is not None:
         return
     try:
-        with session.begin_nested():
-            session.execute(
+        with conn.begin_nested():
+            conn.execute(
                 insert(Checkpoint).values(
                     authorization_id=authorization_id,
                     category=category,
@@ -127,10 +125,10 @@ def _ensure_row(session: Session, authorization_id: int, category: str) -> None:
 
 
 def renew_lease(
-    session: Session, authorization_id: int, category: str, run_id: int, lease_seconds: int
+    conn: Connection, authorization_id: int, category: str, run_id: int, lease_seconds: int
 ) -> None:
-    relax_durability(session)
-    moved = session.execute(
+    relax_durability(conn)
+    moved = conn.execute(
         update(Checkpoint)
         .where(
             Checkpoint.authorization_id == authorization_id,
@@ -138,14 +136,13 @@ def renew_lease(
             Checkpoint.lease_run_id == run_id,
         )
         .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
-        .execution_options(synchronize_session=False)
     )
-    if not moved.rowcount:  # type: ignore[attr-defined]
+    if not moved.rowcount:
         raise ConflictError(f"run {run_id} lost the lease on {category}")
 
 
 def advance(
-    session: Session,
+    conn: Connection,
     authorization_id: int,
     category: str,
     run_id: int | None,
@@ -166,7 +163,7 @@ def advance(
     ]
     if run_id is not None:
         conditions.append(Checkpoint.lease_run_id == run_id)
-    moved = session.execute(
+    moved = conn.execute(
         update(Checkpoint)
         .where(*conditions)
         .values(
@@ -175,20 +172,28 @@ def advance(
             is_reset_pending=False,
             updated_at=utcnow(),
         )
-        .execution_options(synchronize_session=False)
     )
-    if not moved.rowcount:  # type: ignore[attr-defined]
+    if not moved.rowcount:
         raise ConflictError(
             f"checkpoint of {category} (authorization {authorization_id}) moved while run "
             f"{run_id} was writing manifest {sequence}"
         )
 
 
-def release_leases(session: Session, run_id: int) -> None:
-    relax_durability(session)
-    session.execute(
+def release_leases(conn: Connection, run_id: int, *, empty: Collection[str] = ()) -> None:
+    """Free every lease of ``run_id``. The ``empty`` categories found nothing to deliver: no
+    manifest was attempted, so their planned delivery is withdrawn too (a later run need not
+    look for it)."""
+    planned = (
+        case(
+            (Checkpoint.category.in_(list(empty)), Checkpoint.sequence),
+            else_=Checkpoint.planned_sequence,
+        )
+        if empty
+        else Checkpoint.planned_sequence
+    )
+    conn.execute(
         update(Checkpoint)
         .where(Checkpoint.lease_run_id == run_id)
-        .values(lease_run_id=None, lease_expires_at=None)
-        .execution_options(synchronize_session=False)
+        .values(lease_run_id=None, lease_expires_at=None, planned_sequence=planned)
     )

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -31,6 +31,7 @@ from portability.db.models import (
     Destination,
     PlatformUser,
     Run,
+    RunCategory,
     RunStatus,
 )
 from portability.errors import (
@@ -43,7 +44,13 @@ from portability.errors import (
 )
 from portability.export import _checkpoints
 from portability.export._backoff import retry_delay
-from portability.export._category import CategoryJob, ConsentCheck, export_category
+from portability.export._category import (
+    EMPTY,
+    CategoryJob,
+    ConsentCheck,
+    Planned,
+    export_category,
+)
 from portability.export._hooks import ExportHooks
 from portability.manifest import stream_prefix
 from portability.runs import claim_run, finish_run, release_for_retry
@@ -71,82 +78,111 @@ def execute_run(runtime: Runtime, run_id: int, *, hooks: ExportHooks | None = No
     """Run ``run_id`` to an outcome. Safe to call twice for the same run, concurrently or not:
     the second call finds the run claimed and returns ``dropped``."""
     hooks = hooks or ExportHooks()
+    opened = _open(runtime, run_id)
+    if isinstance(opened, RunOutcome):
+        return opened
+    empty: list[str] = []  # categories that found nothing new (appended from category threads)
+    try:
+        if opened.refusal is not None:
+            raise opened.refusal
+        note = _export(runtime, opened, hooks, empty)
+    except BaseException as exc:
+        _release(runtime, run_id, empty)
+        if not isinstance(exc, Exception):
+            raise  # a crash or an interrupt: the leases are free, the run's lease lapses
+        return _failed(runtime, run_id, exc)
     with runtime.sessions.begin() as session:
-        if not claim_run(session, run_id, lease_seconds=runtime.settings.lease_seconds):
-            run = session.get(Run, run_id)
-            status = run.status if run else "missing"
+        _close_categories(session.connection(), run_id, empty)
+        finished = finish_run(session, run_id, RunStatus.SUCCEEDED, error=note)
+    if not finished:
+        return RunOutcome(run_id, "conflict", message="run moved before it could finish")
+    return RunOutcome(run_id, RunStatus.SUCCEEDED.value, message=note)
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """A claimed run and everything its export needs, read in the claiming transaction."""
+
+    run: Run
+    grant: Authorization
+    app: App
+    user: PlatformUser
+    destination: Destination
+    #: This run's ``run_categories`` rows as earlier attempts left them.
+    previous: dict[str, Planned]
+    #: Why the run may not go on (consent, a missing row), raised once the claim is committed.
+    refusal: PortabilityError | None
+
+
+def _open(runtime: Runtime, run_id: int) -> _Opened | RunOutcome:
+    """Claim the run, load it with its grant, app, user and destination, check consent and
+    mark a single-use grant used: one transaction. A refusal is kept, not raised, so that the
+    claim commits and the run can be closed with the reason."""
+    settings = runtime.settings
+    with runtime.sessions.begin() as session:
+        if not claim_run(session, run_id, lease_seconds=settings.lease_seconds):
+            status = session.scalar(select(Run.status).where(Run.id == run_id)) or "missing"
             log.info(
                 "run %s not claimable (%s): duplicate or early message dropped", run_id, status
             )
             return RunOutcome(run_id, "dropped", message=f"run is {status}")
-    try:
-        note = _export(runtime, run_id, hooks)
-    except ConsentError as exc:
-        return _finish(runtime, run_id, RunStatus.CANCELLED, exc)
-    except ConflictError as exc:
-        log.warning("run %s stopped: %s", run_id, exc)
-        return RunOutcome(run_id, "conflict", message=str(exc))
-    except CategoryBusyError as exc:
-        return _retry(runtime, run_id, exc, delay=_BUSY_RETRY_SECONDS, refund_attempt=True)
-    except DBAPIError as exc:
-        error = SourceError(f"database error: {exc.orig or exc}")
-        return _retry_or_fail(runtime, run_id, error)
-    except PortabilityError as exc:
-        if exc.is_transient:
-            return _retry_or_fail(runtime, run_id, exc)
-        return _finish(runtime, run_id, RunStatus.FAILED, exc)
-    except Exception as exc:
-        log.exception("run %s failed with an internal error", run_id)
-        internal = PortabilityError(f"internal error: {type(exc).__name__}: {exc}")
-        return _finish(runtime, run_id, RunStatus.FAILED, internal)
-    finally:
-        _release(runtime, run_id)
-    with runtime.sessions.begin() as session:
-        if not finish_run(session, run_id, RunStatus.SUCCEEDED, error=note):
-            return RunOutcome(run_id, "conflict", message="run moved before it could finish")
-    return RunOutcome(run_id, RunStatus.SUCCEEDED.value, message=note)
+        run, grant, app, user, destination = _load(session, run_id)
+        refusal: PortabilityError | None = None
+        try:
+            check_consent(
+                app=app,
+                grant=grant,
+                user=user,
+                now=utcnow(),
+                eligible_countries=settings.eligible_countries,
+                single_already_claimed_by_this_run=grant.used_by_run_id in {run.id, run.rerun_of},
+            )
+            _claim_single_use(session, run, grant)
+        except PortabilityError as exc:
+            refusal = exc
+        rows = session.scalars(select(RunCategory).where(RunCategory.run_id == run_id))
+        previous = {row.category: planned for row in rows if (planned := Planned.of(row))}
+    return _Opened(run, grant, app, user, destination, previous, refusal)
 
 
-def _export(runtime: Runtime, run_id: int, hooks: ExportHooks) -> str | None:
+def _export(runtime: Runtime, opened: _Opened, hooks: ExportHooks, empty: list[str]) -> str | None:
     settings = runtime.settings
-    with runtime.sessions.begin() as session:
-        run, grant, app, user, dest_row = _load(session, run_id)
-        _check(session, run, runtime.settings.eligible_countries)
-        _claim_single_use(session, run, grant)
-        allowed, refused = exportable_categories(grant.category_set, run.category_set)
-        job_base = dict(
-            run_id=run.id,
-            app_id=app.id,
-            authorization_id=grant.id,
-            user_id=user.id,
-            categories=sorted(c.value for c in allowed),
-            compression=dest_row.compression or settings.export_compression,
-            started_at=run.started_at or utcnow(),
-        )
-        prefix = dest_row.prefix
+    run, grant, user, dest_row = opened.run, opened.grant, opened.user, opened.destination
+    allowed, refused = exportable_categories(grant.category_set, run.category_set)
     if not allowed:
         raise ConsentError(
             f"none of the requested categories ({', '.join(sorted(refused))}) is granted"
         )
+    job_base = dict(
+        run_id=run.id,
+        app_id=opened.app.id,
+        authorization_id=grant.id,
+        user_id=user.id,
+        categories=sorted(c.value for c in allowed),
+        compression=dest_row.compression or settings.export_compression,
+        started_at=run.started_at or utcnow(),
+    )
     destination = runtime.open_destination(dest_row)
     upper = runtime.source.watermark()  # outside any transaction of ours (SQLite locks)
+    ref = _RunRef(run.id, grant.id, run.rerun_of)
 
-    def probe(session: Session) -> None:
+    def probe(conn: Connection) -> None:
         # A cancel or a takeover shows up as a lost lease at the next renewal; between
         # renewals only consent is re-read (one query per batch).
-        _check(session, run, settings.eligible_countries)
+        _check(conn, ref, settings.eligible_countries)
 
     def deliver(category: Category) -> None:
-        consent = ConsentCheck(runtime, run_id, probe)
-        consent()  # before each category, always
+        consent = ConsentCheck(runtime, run.id, probe)
         consent.category = (grant.id, category.value)
         job = CategoryJob(
             category=category,
-            stream=stream_prefix(prefix, user.id, category.value, grant.id),
+            stream=stream_prefix(dest_row.prefix, user.id, category.value, grant.id),
             watermark=upper,
+            previous=opened.previous.get(category.value),
             **job_base,  # type: ignore[arg-type]
         )
-        export_category(runtime, job, destination, consent, hooks)
+        if export_category(runtime, job, destination, consent, hooks) == EMPTY:
+            empty.append(category.value)
 
     _each_category(sorted(allowed), deliver, settings.export_category_concurrency)
     if refused:
@@ -198,27 +234,37 @@ def _decisiveness(exc: BaseException) -> int:
 def _load(
     session: Session, run_id: int
 ) -> tuple[Run, Authorization, App, PlatformUser, Destination]:
-    run = session.get(Run, run_id)
-    if run is None:
-        raise NotFoundError(f"run {run_id} not found")
-    grant = session.get(Authorization, run.authorization_id)
-    app = session.get(App, run.app_id)
-    dest = session.get(Destination, run.destination_id)
-    if grant is None or app is None or dest is None:
-        raise NotFoundError(f"run {run_id} refers to a missing grant, app or destination")
-    user = session.get(PlatformUser, grant.user_id)
-    if user is None:
-        raise NotFoundError(f"user {grant.user_id} of authorization {grant.id} not found")
-    return run, grant, app, user, dest
+    """The run with its grant, app, user and destination, in one query."""
+    row = session.execute(
+        select(Run, Authorization, App, PlatformUser, Destination)
+        .join(Authorization, Authorization.id == Run.authorization_id)
+        .join(App, App.id == Run.app_id)
+        .join(Destination, Destination.id == Run.destination_id)
+        .join(PlatformUser, PlatformUser.id == Authorization.user_id)
+        .where(Run.id == run_id)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError(f"run {run_id} refers to a missing grant, app, destination or user")
+    return row.Run, row.Authorization, row.App, row.PlatformUser, row.Destination
 
 
-def _check(session: Session, run: Run, eligible: frozenset[str]) -> None:
+@dataclass(frozen=True)
+class _RunRef:
+    """What a consent re-check needs to know of its run."""
+
+    run_id: int
+    authorization_id: int
+    rerun_of: int | None
+
+
+def _check(conn: Connection, run: _RunRef, eligible: frozenset[str]) -> None:
     """Re-read the grant, its user and the app in one round trip and apply the consent rules.
 
-    Runs before every batch, so it reads plain columns (no ORM identity map) into transient
-    objects for ``check_consent``.
+    Runs before every category and batch, so it reads plain columns (no ORM session) into
+    transient objects for ``check_consent``.
     """
-    row = session.execute(
+    row = conn.execute(
         select(
             Authorization.app_id,
             Authorization.user_id,
@@ -254,7 +300,7 @@ def _check(session: Session, run: Run, eligible: frozenset[str]) -> None:
         user=PlatformUser(id=row.user_id, country=row.country),
         now=utcnow(),
         eligible_countries=eligible,
-        single_already_claimed_by_this_run=row.used_by_run_id in {run.id, run.rerun_of},
+        single_already_claimed_by_this_run=row.used_by_run_id in {run.run_id, run.rerun_of},
     )
 
 
@@ -274,7 +320,26 @@ def _claim_single_use(session: Session, run: Run, grant: Authorization) -> None:
     )
     if not moved.rowcount:  # type: ignore[attr-defined]
         raise ConsentError(f"authorization {grant.id} is single-use and was already used")
-    session.expire(grant)
+
+
+def _failed(runtime: Runtime, run_id: int, exc: Exception) -> RunOutcome:
+    """Map what stopped a run to its outcome (the leases are already released)."""
+    if isinstance(exc, ConsentError):
+        return _finish(runtime, run_id, RunStatus.CANCELLED, exc)
+    if isinstance(exc, ConflictError):
+        log.warning("run %s stopped: %s", run_id, exc)
+        return RunOutcome(run_id, "conflict", message=str(exc))
+    if isinstance(exc, CategoryBusyError):
+        return _retry(runtime, run_id, exc, delay=_BUSY_RETRY_SECONDS, refund_attempt=True)
+    if isinstance(exc, DBAPIError):
+        return _retry_or_fail(runtime, run_id, SourceError(f"database error: {exc.orig or exc}"))
+    if isinstance(exc, PortabilityError):
+        if exc.is_transient:
+            return _retry_or_fail(runtime, run_id, exc)
+        return _finish(runtime, run_id, RunStatus.FAILED, exc)
+    log.error("run %s failed with an internal error", run_id, exc_info=exc)
+    internal = PortabilityError(f"internal error: {type(exc).__name__}: {exc}")
+    return _finish(runtime, run_id, RunStatus.FAILED, internal)
 
 
 def _finish(runtime: Runtime, run_id: int, status: RunStatus, exc: PortabilityError) -> RunOutcome:
@@ -321,9 +386,25 @@ def _retry(
     return RunOutcome(run_id, RunStatus.QUEUED.value, retry_in=delay, message=str(exc))
 
 
-def _release(runtime: Runtime, run_id: int) -> None:
+def _close_categories(conn: Connection, run_id: int, empty: list[str]) -> None:
+    """Free the run's category leases; categories that found nothing are recorded ``empty``
+    and their planned delivery withdrawn."""
+    _checkpoints.release_leases(conn, run_id, empty=empty)
+    if empty:
+        conn.execute(
+            update(RunCategory)
+            .where(
+                RunCategory.run_id == run_id,
+                RunCategory.category.in_(empty),
+                RunCategory.status == "planned",
+            )
+            .values(status=EMPTY)
+        )
+
+
+def _release(runtime: Runtime, run_id: int, empty: list[str]) -> None:
     try:
-        with runtime.sessions.begin() as session:
-            _checkpoints.release_leases(session, run_id)
+        with runtime.engine.begin() as conn:
+            _close_categories(conn, run_id, empty)
     except DBAPIError:
         log.warning("could not release the leases of run %s; they lapse on their own", run_id)

@@ -72,9 +72,3 @@ class Source(Protocol):
         keyset pagination), never load the whole range.
         """
         ...
-
-    def has_changes(
-        self, user_id: str, category: Category, from_watermark: int, to_watermark: int
-    ) -> bool:
-        """Whether the range holds at least one change (an index probe, not a count)."""
-        ...

@@ -210,14 +210,6 @@ class MemorySource(Source):
                 return
             cursor = (page[-1].txid, page[-1].position + 1)
 
-    def has_changes(
-        self, user_id: str, category: Category, from_watermark: int, to_watermark: int
-    ) -> bool:
-        with self._lock:
-            feed = self._feeds.get((user_id, Category(category).value), [])
-            start = bisect_left(feed, (from_watermark, 0), key=lambda c: (c.txid, c.position))
-            return start < len(feed) and feed[start].txid < to_watermark
-
     # -- internals -------------------------------------------------------------------------
 
     def _next_position(self) -> int:

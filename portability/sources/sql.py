@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from portability.categories import Category
@@ -33,15 +33,6 @@ _SQLITE_PAGE = (
     " WHERE user_id = ? AND category = ? AND txid >= ? AND txid < ?"
     " AND (txid > ? OR (txid = ? AND position > ?))"
     " ORDER BY txid, position LIMIT ?"
-)
-_EXISTS = text(
-    "SELECT EXISTS (SELECT 1 FROM platform_changes"
-    " WHERE user_id = :user_id AND category = :category"
-    " AND txid >= :lo AND txid < :hi)"
-)
-_SQLITE_EXISTS = (
-    "SELECT EXISTS (SELECT 1 FROM platform_changes"
-    " WHERE user_id = ? AND category = ? AND txid >= ? AND txid < ?)"
 )
 
 
@@ -88,29 +79,6 @@ class SqlChangeFeed(Source):
         except _driver_errors() as exc:
             raise SourceError(f"could not read {kind} changes of user {user_id}: {exc}") from exc
 
-    def has_changes(
-        self, user_id: str, category: Category, from_watermark: int, to_watermark: int
-    ) -> bool:
-        if from_watermark >= to_watermark:
-            return False
-        kind = Category(category).value
-        try:
-            if not self.is_postgres:
-                args = (user_id, kind, from_watermark, to_watermark)
-                return bool(self._sqlite_scalar(_SQLITE_EXISTS, args))
-            params = {
-                "user_id": user_id,
-                "category": kind,
-                "lo": from_watermark,
-                "hi": to_watermark,
-            }
-            with self.engine.connect() as conn:
-                return bool(conn.execute(_EXISTS, params).scalar())
-        except DBAPIError as exc:
-            raise SourceError(f"could not probe the change feed: {exc.orig}") from exc
-        except _driver_errors() as exc:
-            raise SourceError(f"could not probe the change feed: {exc}") from exc
-
     def _sqlite_scalar(self, sql: str, args: tuple[Any, ...]) -> Any:
         """One statement on the raw autocommit connection: a read takes no write lock (our
         engine opens SQLAlchemy transactions with ``BEGIN IMMEDIATE``)."""
@@ -148,8 +116,8 @@ class SqlChangeFeed(Source):
         try:
             dbapi: Any = raw.driver_connection
             with dbapi.cursor() as cursor:
-                cursor.execute("SET LOCAL enable_seqscan = off")
-                cursor.execute("SET LOCAL enable_sort = off")
+                # One round trip: without parameters, psycopg sends both at once.
+                cursor.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off")
                 with cursor.copy(query) as copy:
                     rows: list[bytes] = []
                     for row in copy:
