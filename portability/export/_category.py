@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from portability.categories import Category
 from portability.db.base import utcnow
@@ -211,20 +211,15 @@ def _plan(
         # A retry: same range, same keys, same bytes.
         return _Range(watermark, previous.to_watermark, sequence, previous.is_reset)
     span = _Range(watermark, max(job.watermark, watermark), sequence, checkpoint.is_reset_pending)
-    values = dict(
-        status="planned",
-        from_watermark=span.start,
-        to_watermark=span.end,
-        sequence=span.sequence,
-        is_reset=span.is_reset,
-    )
-    key = (RunCategory.run_id == job.run_id, RunCategory.category == job.category.value)
-    if previous is None:
-        conn.execute(
-            insert(RunCategory).values(run_id=job.run_id, category=job.category.value, **values)
-        )
-    else:
-        conn.execute(update(RunCategory).where(*key).values(**values))
+    params = {
+        "p_run": job.run_id,
+        "p_category": job.category.value,
+        "p_from": span.start,
+        "p_to": span.end,
+        "p_sequence": span.sequence,
+        "p_reset": span.is_reset,
+    }
+    conn.execute(_INSERT_PLAN if previous is None else _UPDATE_PLAN, params)
     # Durable with the lease: it tells a later run to look for this delivery's manifest.
     _checkpoints.mark_planned(conn, job.authorization_id, job.category.value, sequence)
     return span
@@ -375,23 +370,47 @@ def _put_manifest(destination: Destination, key: str, manifest: Manifest) -> Non
 
 def _record_result(conn: Connection, job: CategoryJob, manifest: Manifest, key: str) -> None:
     """The category's result row; the run's totals are summed from these when it ends."""
-    values = dict(
-        status=DONE,
-        from_watermark=manifest.checkpoint.from_,
-        to_watermark=manifest.checkpoint.to,
-        sequence=manifest.sequence,
-        is_reset=manifest.reset,
-        records=manifest.records,
-        bytes=manifest.bytes,
-        parts=len(manifest.parts),
-        manifest_key=key,
-    )
-    moved = conn.execute(
-        update(RunCategory)
-        .where(RunCategory.run_id == job.run_id, RunCategory.category == job.category.value)
-        .values(**values)
-    )
-    if not moved.rowcount:
-        conn.execute(
-            insert(RunCategory).values(run_id=job.run_id, category=job.category.value, **values)
-        )
+    params = {
+        "p_run": job.run_id,
+        "p_category": job.category.value,
+        "p_from": manifest.checkpoint.from_,
+        "p_to": manifest.checkpoint.to,
+        "p_sequence": manifest.sequence,
+        "p_reset": manifest.reset,
+        "p_records": manifest.records,
+        "p_bytes": manifest.bytes,
+        "p_parts": len(manifest.parts),
+        "p_key": key,
+    }
+    if not conn.execute(_UPDATE_RESULT, params).rowcount:
+        conn.execute(_INSERT_RESULT, params)
+
+
+# Statements built once (see ``_checkpoints``): the plan and the result of a category.
+_THIS_ROW = (
+    RunCategory.run_id == bindparam("p_run"),
+    RunCategory.category == bindparam("p_category"),
+)
+_PLAN_VALUES = {
+    "status": "planned",
+    "from_watermark": bindparam("p_from"),
+    "to_watermark": bindparam("p_to"),
+    "sequence": bindparam("p_sequence"),
+    "is_reset": bindparam("p_reset"),
+}
+_INSERT_PLAN = insert(RunCategory).values(
+    run_id=bindparam("p_run"), category=bindparam("p_category"), **_PLAN_VALUES
+)
+_UPDATE_PLAN = update(RunCategory).where(*_THIS_ROW).values(**_PLAN_VALUES)
+_RESULT_VALUES = {
+    **_PLAN_VALUES,
+    "status": DONE,
+    "records": bindparam("p_records"),
+    "bytes": bindparam("p_bytes"),
+    "parts": bindparam("p_parts"),
+    "manifest_key": bindparam("p_key"),
+}
+_INSERT_RESULT = insert(RunCategory).values(
+    run_id=bindparam("p_run"), category=bindparam("p_category"), **_RESULT_VALUES
+)
+_UPDATE_RESULT = update(RunCategory).where(*_THIS_ROW).values(**_RESULT_VALUES)

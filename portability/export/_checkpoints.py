@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Connection, case, insert, select, update
+from sqlalchemy import Connection, bindparam, case, insert, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from portability.db.base import utcnow
@@ -40,6 +40,52 @@ class LeasedCheckpoint:
     is_reset_pending: bool
 
 
+# Built once: constructing a statement costs more Python time than executing it, and these run
+# for every category of every run.
+_TAKE = (
+    update(Checkpoint)
+    .where(
+        Checkpoint.authorization_id == bindparam("p_authorization"),
+        Checkpoint.category == bindparam("p_category"),
+        (Checkpoint.lease_run_id.is_(None))
+        | (Checkpoint.lease_run_id == bindparam("p_run"))
+        | (Checkpoint.lease_expires_at < bindparam("p_now")),
+    )
+    .values(lease_run_id=bindparam("p_run"), lease_expires_at=bindparam("p_until"))
+    .returning(
+        Checkpoint.watermark,
+        Checkpoint.sequence,
+        Checkpoint.planned_sequence,
+        Checkpoint.is_reset_pending,
+    )
+)
+_MARK_PLANNED = (
+    update(Checkpoint)
+    .where(
+        Checkpoint.authorization_id == bindparam("p_authorization"),
+        Checkpoint.category == bindparam("p_category"),
+        Checkpoint.planned_sequence < bindparam("p_sequence"),
+    )
+    .values(planned_sequence=bindparam("p_sequence"))
+)
+_ADVANCE = (
+    update(Checkpoint)
+    .where(
+        Checkpoint.authorization_id == bindparam("p_authorization"),
+        Checkpoint.category == bindparam("p_category"),
+        Checkpoint.sequence == bindparam("p_previous"),
+        Checkpoint.watermark == bindparam("p_from"),
+    )
+    .values(
+        watermark=bindparam("p_to"),
+        sequence=bindparam("p_sequence"),
+        is_reset_pending=False,
+        updated_at=bindparam("p_now"),
+    )
+)
+_ADVANCE_LEASED = _ADVANCE.where(Checkpoint.lease_run_id == bindparam("p_run"))
+
+
 def acquire_lease(
     conn: Connection, authorization_id: int, category: str, run_id: int, lease_seconds: int
 ) -> LeasedCheckpoint:
@@ -48,27 +94,17 @@ def acquire_lease(
     One ``UPDATE ... RETURNING`` in the common case; the row is created on first use.
     """
     now = utcnow()
-    take = (
-        update(Checkpoint)
-        .where(
-            Checkpoint.authorization_id == authorization_id,
-            Checkpoint.category == category,
-            (Checkpoint.lease_run_id.is_(None))
-            | (Checkpoint.lease_run_id == run_id)
-            | (Checkpoint.lease_expires_at < now),
-        )
-        .values(lease_run_id=run_id, lease_expires_at=now + timedelta(seconds=lease_seconds))
-        .returning(
-            Checkpoint.watermark,
-            Checkpoint.sequence,
-            Checkpoint.planned_sequence,
-            Checkpoint.is_reset_pending,
-        )
-    )
-    row = conn.execute(take).one_or_none()
+    params = {
+        "p_authorization": authorization_id,
+        "p_category": category,
+        "p_run": run_id,
+        "p_now": now,
+        "p_until": now + timedelta(seconds=lease_seconds),
+    }
+    row = conn.execute(_TAKE, params).one_or_none()
     if row is None:
         _ensure_row(conn, authorization_id, category)
-        row = conn.execute(take).one_or_none()
+        row = conn.execute(_TAKE, params).one_or_none()
     if row is None:
         holder = conn.scalar(
             select(Checkpoint.lease_run_id).where(
@@ -90,13 +126,8 @@ def acquire_lease(
 def mark_planned(conn: Connection, authorization_id: int, category: str, sequence: int) -> None:
     """Record that delivery ``sequence`` is planned: a later run must look for its manifest."""
     conn.execute(
-        update(Checkpoint)
-        .where(
-            Checkpoint.authorization_id == authorization_id,
-            Checkpoint.category == category,
-            Checkpoint.planned_sequence < sequence,
-        )
-        .values(planned_sequence=sequence)
+        _MARK_PLANNED,
+        {"p_authorization": authorization_id, "p_category": category, "p_sequence": sequence},
     )
 
 
@@ -155,24 +186,19 @@ def advance(
 
     Guarded on the previous watermark and sequence, so a stale worker cannot move it twice.
     """
-    conditions = [
-        Checkpoint.authorization_id == authorization_id,
-        Checkpoint.category == category,
-        Checkpoint.sequence == sequence - 1,
-        Checkpoint.watermark == from_watermark,
-    ]
-    if run_id is not None:
-        conditions.append(Checkpoint.lease_run_id == run_id)
-    moved = conn.execute(
-        update(Checkpoint)
-        .where(*conditions)
-        .values(
-            watermark=to_watermark,
-            sequence=sequence,
-            is_reset_pending=False,
-            updated_at=utcnow(),
-        )
-    )
+    params: dict[str, object] = {
+        "p_authorization": authorization_id,
+        "p_category": category,
+        "p_previous": sequence - 1,
+        "p_from": from_watermark,
+        "p_to": to_watermark,
+        "p_sequence": sequence,
+        "p_now": utcnow(),
+    }
+    if run_id is None:
+        moved = conn.execute(_ADVANCE, params)
+    else:
+        moved = conn.execute(_ADVANCE_LEASED, {**params, "p_run": run_id})
     if not moved.rowcount:
         raise ConflictError(
             f"checkpoint of {category} (authorization {authorization_id}) moved while run "
