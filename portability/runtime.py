@@ -80,7 +80,14 @@ class Runtime:
 
     @cached_property
     def autocommit(self) -> Engine:
-        """The same pool in autocommit mode, for lone reads: one round trip, no transaction."""
+        """The same pool in autocommit mode, for lone reads: one round trip, no transaction.
+
+        PostgreSQL only: switching a pysqlite connection's isolation level back and forth would
+        change how it begins transactions, which ``make_engine`` sets up once; an embedded
+        SQLite read just runs in a short transaction.
+        """
+        if self.engine.dialect.name == "sqlite":
+            return self.engine
         return self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def close(self) -> None:
