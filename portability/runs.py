@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from portability.categories import format_categories, parse_categories
@@ -148,13 +148,46 @@ def transition(
 ) -> bool:
     """Move a run from ``expected`` to ``new``; False (and no change) if it was not there."""
     states = [expected] if isinstance(expected, RunStatus) else list(expected)
-    result = session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.status.in_([s.value for s in states]))
+    # A Core statement on the session's connection: the ORM's bulk-update machinery costs
+    # more than the statement, and no loaded Run is kept in step anyway.
+    result = session.connection().execute(
+        update(_RUNS)
+        .where(_RUNS.c.id == run_id, _RUNS.c.status.in_([s.value for s in states]))
         .values(status=new.value, **values)
-        .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    _forget(session, run_id)
+    return bool(result.rowcount)
+
+
+_RUNS = cast(Table, Run.__table__)
+_CLAIM = (
+    update(_RUNS)
+    .where(
+        _RUNS.c.id == bindparam("p_run"),
+        (
+            (_RUNS.c.status == RunStatus.QUEUED.value)
+            & (_RUNS.c.not_before.is_(None) | (_RUNS.c.not_before <= bindparam("p_now")))
+        )
+        | (
+            (_RUNS.c.status == RunStatus.RUNNING.value)
+            & (_RUNS.c.lease_expires_at < bindparam("p_now"))
+        ),
+    )
+    .values(
+        status=RunStatus.RUNNING.value,
+        attempts=_RUNS.c.attempts + 1,
+        started_at=bindparam("p_now"),
+        lease_expires_at=bindparam("p_until"),
+        not_before=None,
+    )
+)
+
+
+def _forget(session: Session, run_id: int) -> None:
+    """Expire a Run this session has loaded: the row just moved under it."""
+    cached = session.identity_map.get(session.identity_key(Run, run_id))
+    if cached is not None:
+        session.expire(cached)
 
 
 def claim_run(
@@ -168,29 +201,12 @@ def claim_run(
     One guarded ``UPDATE``; the run is read only when it cannot be claimed.
     """
     now = now or utcnow()
-    moved = session.execute(
-        update(Run)
-        .where(
-            Run.id == run_id,
-            (
-                (Run.status == RunStatus.QUEUED)
-                & (Run.not_before.is_(None) | (Run.not_before <= now))
-            )
-            | ((Run.status == RunStatus.RUNNING) & (Run.lease_expires_at < now)),
-        )
-        .values(
-            status=RunStatus.RUNNING.value,
-            attempts=Run.attempts + 1,
-            started_at=now,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            not_before=None,
-        )
-        .execution_options(synchronize_session=False)
+    moved = session.connection().execute(
+        _CLAIM,
+        {"p_run": run_id, "p_now": now, "p_until": now + timedelta(seconds=lease_seconds)},
     )
-    cached = session.identity_map.get(session.identity_key(Run, run_id))
-    if cached is not None:
-        session.expire(cached)
-    if moved.rowcount:  # type: ignore[attr-defined]
+    _forget(session, run_id)
+    if moved.rowcount:
         return True
     if session.scalar(select(Run.id).where(Run.id == run_id)) is None:
         raise NotFoundError(f"run {run_id} not found")
@@ -255,15 +271,16 @@ def finish_run(
 def _totals() -> dict[str, Any]:
     """The run's records and bytes, summed from its categories as it leaves ``running``
     (categories commit concurrently; one sum at the end beats a contended counter)."""
-    of_run = RunCategory.run_id == Run.id
-    return {
-        "records": select(func.coalesce(func.sum(RunCategory.records), 0))
-        .where(of_run)
-        .scalar_subquery(),
-        "bytes": select(func.coalesce(func.sum(RunCategory.bytes), 0))
-        .where(of_run)
-        .scalar_subquery(),
-    }
+    return _TOTALS
+
+
+_OF_RUN = RunCategory.run_id == _RUNS.c.id
+_TOTALS: dict[str, Any] = {
+    "records": select(func.coalesce(func.sum(RunCategory.records), 0))
+    .where(_OF_RUN)
+    .scalar_subquery(),
+    "bytes": select(func.coalesce(func.sum(RunCategory.bytes), 0)).where(_OF_RUN).scalar_subquery(),
+}
 
 
 def cancel_run(session: Session, run_id: int, *, reason: str) -> bool:

@@ -210,16 +210,21 @@ def release_leases(conn: Connection, run_id: int, *, empty: Collection[str] = ()
     """Free every lease of ``run_id``. The ``empty`` categories found nothing to deliver: no
     manifest was attempted, so their planned delivery is withdrawn too (a later run need not
     look for it)."""
-    planned = (
-        case(
-            (Checkpoint.category.in_(list(empty)), Checkpoint.sequence),
+    conn.execute(_RELEASE, {"p_run": run_id, "p_empty": list(empty)})
+
+
+_RELEASE = (
+    update(Checkpoint)
+    .where(Checkpoint.lease_run_id == bindparam("p_run"))
+    .values(
+        lease_run_id=None,
+        lease_expires_at=None,
+        planned_sequence=case(
+            (
+                Checkpoint.category.in_(bindparam("p_empty", expanding=True)),
+                Checkpoint.sequence,
+            ),
             else_=Checkpoint.planned_sequence,
-        )
-        if empty
-        else Checkpoint.planned_sequence
+        ),
     )
-    conn.execute(
-        update(Checkpoint)
-        .where(Checkpoint.lease_run_id == run_id)
-        .values(lease_run_id=None, lease_expires_at=None, planned_sequence=planned)
-    )
+)
