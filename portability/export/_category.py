@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Insert, Update, bindparam, insert, select, update
 
 from portability.categories import Category
 from portability.db.base import utcnow
@@ -391,18 +392,14 @@ _THIS_ROW = (
     RunCategory.run_id == bindparam("p_run"),
     RunCategory.category == bindparam("p_category"),
 )
-_PLAN_VALUES = {
+_PLAN_VALUES: dict[str, Any] = {
     "status": "planned",
     "from_watermark": bindparam("p_from"),
     "to_watermark": bindparam("p_to"),
     "sequence": bindparam("p_sequence"),
     "is_reset": bindparam("p_reset"),
 }
-_INSERT_PLAN = insert(RunCategory).values(
-    run_id=bindparam("p_run"), category=bindparam("p_category"), **_PLAN_VALUES
-)
-_UPDATE_PLAN = update(RunCategory).where(*_THIS_ROW).values(**_PLAN_VALUES)
-_RESULT_VALUES = {
+_RESULT_VALUES: dict[str, Any] = {
     **_PLAN_VALUES,
     "status": DONE,
     "records": bindparam("p_records"),
@@ -410,7 +407,16 @@ _RESULT_VALUES = {
     "parts": bindparam("p_parts"),
     "manifest_key": bindparam("p_key"),
 }
-_INSERT_RESULT = insert(RunCategory).values(
-    run_id=bindparam("p_run"), category=bindparam("p_category"), **_RESULT_VALUES
-)
-_UPDATE_RESULT = update(RunCategory).where(*_THIS_ROW).values(**_RESULT_VALUES)
+
+
+def _insert_and_update(values: dict[str, Any]) -> tuple[Insert, Update]:
+    """The row's INSERT (first attempt) and UPDATE (a later one) with the same values."""
+    key: dict[str, Any] = {"run_id": bindparam("p_run"), "category": bindparam("p_category")}
+    return (
+        insert(RunCategory).values(**key, **values),
+        update(RunCategory).where(*_THIS_ROW).values(**values),
+    )
+
+
+_INSERT_PLAN, _UPDATE_PLAN = _insert_and_update(_PLAN_VALUES)
+_INSERT_RESULT, _UPDATE_RESULT = _insert_and_update(_RESULT_VALUES)
