@@ -210,18 +210,22 @@ def _plan(
         and previous.to_watermark is not None
     ):
         # A retry: same range, same keys, same bytes.
-        return _Range(watermark, previous.to_watermark, sequence, previous.is_reset)
-    span = _Range(watermark, max(job.watermark, watermark), sequence, checkpoint.is_reset_pending)
-    params = {
-        "p_run": job.run_id,
-        "p_category": job.category.value,
-        "p_from": span.start,
-        "p_to": span.end,
-        "p_sequence": span.sequence,
-        "p_reset": span.is_reset,
-    }
-    conn.execute(_INSERT_PLAN if previous is None else _UPDATE_PLAN, params)
-    # Durable with the lease: it tells a later run to look for this delivery's manifest.
+        span = _Range(watermark, previous.to_watermark, sequence, previous.is_reset)
+    else:
+        span = _Range(
+            watermark, max(job.watermark, watermark), sequence, checkpoint.is_reset_pending
+        )
+        params = {
+            "p_run": job.run_id,
+            "p_category": job.category.value,
+            "p_from": span.start,
+            "p_to": span.end,
+            "p_sequence": span.sequence,
+            "p_reset": span.is_reset,
+        }
+        conn.execute(_INSERT_PLAN if previous is None else _UPDATE_PLAN, params)
+    # Durable with the lease: it tells a later run to look for this delivery's manifest
+    # (a no-op when the mark is already there).
     _checkpoints.mark_planned(conn, job.authorization_id, job.category.value, sequence)
     return span
 

@@ -126,23 +126,29 @@ def _open(runtime: Runtime, run_id: int) -> _Opened | RunOutcome:
                 "run %s not claimable (%s): duplicate or early message dropped", run_id, status
             )
             return RunOutcome(run_id, "dropped", message=f"run is {status}")
-        run, grant, app, user, destination = _load(session, run_id)
-        refusal: PortabilityError | None = None
         try:
-            check_consent(
-                app=app,
-                grant=grant,
-                user=user,
-                now=utcnow(),
-                eligible_countries=settings.eligible_countries,
-                single_already_claimed_by_this_run=grant.used_by_run_id in {run.id, run.rerun_of},
-            )
-            _claim_single_use(session, run, grant)
-        except PortabilityError as exc:
-            refusal = exc
-        rows = session.scalars(select(RunCategory).where(RunCategory.run_id == run_id))
-        previous = {row.category: planned for row in rows if (planned := Planned.of(row))}
-    return _Opened(run, grant, app, user, destination, previous, refusal)
+            run, grant, app, user, destination = _load(session, run_id)
+        except NotFoundError as missing:
+            failure = missing  # committed with the claim, then recorded below
+        else:
+            refusal: PortabilityError | None = None
+            try:
+                check_consent(
+                    app=app,
+                    grant=grant,
+                    user=user,
+                    now=utcnow(),
+                    eligible_countries=settings.eligible_countries,
+                    single_already_claimed_by_this_run=grant.used_by_run_id
+                    in {run.id, run.rerun_of},
+                )
+                _claim_single_use(session, run, grant)
+            except PortabilityError as exc:
+                refusal = exc
+            rows = session.scalars(select(RunCategory).where(RunCategory.run_id == run_id))
+            previous = {row.category: planned for row in rows if (planned := Planned.of(row))}
+            return _Opened(run, grant, app, user, destination, previous, refusal)
+    return _finish(runtime, run_id, RunStatus.FAILED, failure)
 
 
 def _export(runtime: Runtime, opened: _Opened, hooks: ExportHooks, empty: list[str]) -> str | None:
