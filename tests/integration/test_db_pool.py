@@ -64,3 +64,14 @@ def test_a_pooled_connection_that_died_while_idle_is_replaced_not_handed_out(
     monkeypatch.setattr(db_engine, "PING_WHEN_IDLE_SECONDS", 0.0)
 
     assert _backend_pid(pg_engine) != dead
+
+
+def test_an_idle_connection_pinged_at_checkout_can_still_be_switched_to_autocommit(
+    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = _backend_pid(pg_engine)
+    monkeypatch.setattr(db_engine, "PING_WHEN_IDLE_SECONDS", 0.0)
+
+    autocommit = pg_engine.execution_options(isolation_level="AUTOCOMMIT")
+    assert _backend_pid(autocommit) == first
+    assert _backend_pid(pg_engine) == first  # and back to transactions afterwards
