@@ -50,7 +50,7 @@ bench-consume: install
 	$(BIN)/python bench/consume.py
 
 worker: install
-	$(BIN)/celery -A workers worker --loglevel=INFO --concurrency=2
+	MALLOC_ARENA_MAX=2 $(BIN)/celery -A workers worker --loglevel=INFO --concurrency=2
 
 beat: install
 	$(BIN)/celery -A workers beat --loglevel=INFO

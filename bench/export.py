@@ -236,7 +236,10 @@ def main() -> None:
                 app_name="Bench",
             )
             ids = (sample.authorization_id, sample.destination_id)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PORTABILITY_")}
+        # The export's tuning settings (PORTABILITY_EXPORT_*, PORTABILITY_S3_*) pass through;
+        # where the data is comes from the bench.
+        env = dict(os.environ)
+        env.setdefault("MALLOC_ARENA_MAX", "2")  # as the worker runs (Makefile, Dockerfile)
         env.update(
             PORTABILITY_DATABASE_URL=url,
             PORTABILITY_ENCRYPTION_KEY=key,

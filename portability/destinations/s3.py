@@ -81,7 +81,7 @@ class S3Config:
     max_attempts: int = 5
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
-    multipart_chunk_bytes: int = 8 * MiB
+    multipart_chunk_bytes: int = MIN_PART_BYTES
 
     def __post_init__(self) -> None:
         if not self.bucket:
