@@ -26,7 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from portability.consumer import JOURNAL_MODES, SqliteStore, consume, open_bucket  # noqa: E402
-from portability.destinations.s3 import S3Config, S3Destination  # noqa: E402
 from portability.devtools.local_s3 import LocalS3, start_moto, start_seaweedfs  # noqa: E402
 from tests.fixtures.exports import ExportWriter, changes  # noqa: E402
 
@@ -80,14 +79,7 @@ def write_export(
 ) -> tuple[str, dict[str, Any]]:
     """A fresh bucket holding ``records`` posts changes split over ``users`` streams."""
     bucket = s3.create_bucket()
-    destination = S3Destination(
-        S3Config(
-            bucket=bucket,
-            access_key_id=s3.access_key_id,
-            secret_access_key=s3.secret_access_key,
-            endpoint_url=s3.endpoint_url,
-        )
-    )
+    destination = s3.destination(bucket)
     started = time.perf_counter()
     parts = size = 0
     per_user = records // users

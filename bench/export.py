@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 from portability.crypto import CredentialBox  # noqa: E402
 from portability.db.engine import make_engine, make_session_factory  # noqa: E402
 from portability.db.migrate import upgrade  # noqa: E402
-from portability.destinations.s3 import S3Config, S3Destination  # noqa: E402
 from portability.devtools.local_s3 import start_moto, start_seaweedfs  # noqa: E402
+from portability.devtools.pg_schema import scratch_schema  # noqa: E402
 from portability.devtools.sample import register_sample_transfer  # noqa: E402
 from portability.platform.mutate import mutate  # noqa: E402
 from portability.platform.seed import seed  # noqa: E402
@@ -182,11 +182,13 @@ def main() -> None:
         child(int(auth), int(dest), int(rounds))
         return
 
-    schema = f"bench_export_{os.getpid()}"
-    admin = make_engine(PG)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{PG}?options=-csearch_path%3D{schema}"
+    with scratch_schema(PG, "bench_export") as url:
+        result = measure(args, url)
+    print(json.dumps(result))
+
+
+def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
+    """Seed one user in the schema at ``url``, start S3, and time the child's exports."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-export-"))
     s3 = start_seaweedfs(workdir / "s3") if args.s3 == "seaweedfs" else start_moto()
     try:
@@ -210,14 +212,7 @@ def main() -> None:
         # Probe the destination as registering it does: the server's first write to a new
         # bucket (SeaweedFS grows its volumes then, seconds at times) stays out of the figures.
         t = time.perf_counter()
-        S3Destination(
-            S3Config(
-                bucket=bucket,
-                access_key_id=s3.access_key_id,
-                secret_access_key=s3.secret_access_key,
-                endpoint_url=s3.endpoint_url,
-            )
-        ).probe()
+        s3.destination(bucket).probe()
         print(f"destination probed in {time.perf_counter() - t:.2f}s", file=sys.stderr)
         sessions = make_session_factory(engine)
         with sessions.begin() as session:
@@ -258,7 +253,7 @@ def main() -> None:
             print(f"incremental: {inc}", file=sys.stderr)
         samples = sorted(inc["seconds"] for inc in incs)
         median = statistics.median(samples)
-        result = {
+        result: dict[str, Any] = {
             "records": int(full["records"]),
             "seconds": round(full["seconds"], 3),
             "records_per_s": round(full["records"] / full["seconds"]),
@@ -273,12 +268,9 @@ def main() -> None:
             "compression": args.compression,
         }
         engine.dispose()
+        return result
     finally:
         s3.stop()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
-    print(json.dumps(result))
 
 
 if __name__ == "__main__":

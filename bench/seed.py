@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from portability.categories import Category  # noqa: E402
 from portability.db.engine import make_engine  # noqa: E402
 from portability.db.migrate import upgrade  # noqa: E402
+from portability.devtools.pg_schema import scratch_schema  # noqa: E402
 from portability.platform.seed import seed  # noqa: E402
 from portability.sources.sql import SqlChangeFeed  # noqa: E402
 
@@ -112,18 +112,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=5000)
     args = parser.parse_args()
 
-    schema = f"bench_seed_{secrets.token_hex(4)}"
-    admin = make_engine(PG)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(f"{PG}?options=-csearch_path%3D{schema}")
-    try:
-        result = run(args, engine)
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema(PG, "bench_seed") as url:
+        engine = make_engine(url)
+        try:
+            result = run(args, engine)
+        finally:
+            engine.dispose()
     print(json.dumps(result))
 
 

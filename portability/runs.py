@@ -239,7 +239,7 @@ def release_for_retry(
         lease_expires_at=None,
         not_before=utcnow() + timedelta(seconds=delay_seconds),
         queued_at=utcnow(),
-        **_totals(),
+        **_TOTALS,
     )
 
 
@@ -264,17 +264,13 @@ def finish_run(
         lease_expires_at=None,
         last_error=error,
         failure_reason=reason.value if reason else None,
-        **_totals(),
+        **_TOTALS,
     )
 
 
-def _totals() -> dict[str, Any]:
-    """The run's records and bytes, summed from its categories as it leaves ``running``
-    (categories commit concurrently; one sum at the end beats a contended counter)."""
-    return _TOTALS
-
-
 _OF_RUN = RunCategory.run_id == _RUNS.c.id
+# The run's records and bytes, summed from its categories as it leaves ``running`` (categories
+# commit concurrently; one sum at the end beats a contended counter).
 _TOTALS: dict[str, Any] = {
     "records": select(func.coalesce(func.sum(RunCategory.records), 0))
     .where(_OF_RUN)

@@ -22,7 +22,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from portability.destinations.s3 import S3Destination
 
 __all__ = [
     "ADMIN_ACTIONS",
@@ -81,6 +84,20 @@ class LocalS3:
         name = name or f"b-{secrets.token_hex(6)}"
         self.client().create_bucket(Bucket=name)
         return name
+
+    def destination(self, bucket: str) -> S3Destination:
+        """Our ``S3Destination`` for ``bucket`` on this endpoint, with the admin keys."""
+        from portability.destinations.s3 import S3Config, S3Destination
+
+        return S3Destination(
+            S3Config(
+                bucket=bucket,
+                access_key_id=self.access_key_id,
+                secret_access_key=self.secret_access_key,
+                endpoint_url=self.endpoint_url,
+                region=self.region,
+            )
+        )
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Update, bindparam, insert, select, update
+from sqlalchemy import Connection, Insert, Row, Update, bindparam, insert, select, update
 
 from portability.categories import Category
 from portability.db.base import utcnow
 from portability.db.engine import relax_durability
-from portability.db.models import Checkpoint, RunCategory
+from portability.db.models import RunCategory
 from portability.destinations.base import Destination
 from portability.errors import ConflictError, IntegrityError, ObjectExistsError
 from portability.export import _checkpoints
@@ -35,7 +35,7 @@ from portability.runs import renew_lease as renew_run_lease
 from portability.runtime import Runtime
 from portability.sources.base import TOMBSTONE_END
 
-__all__ = ["CategoryJob", "ConsentCheck", "Planned", "export_category"]
+__all__ = ["CategoryJob", "ConsentCheck", "Planned", "export_category", "read_planned"]
 
 #: Renew leases at most this often while streaming (well inside any sane lease).
 _RENEW_EVERY_SECONDS = 2.0
@@ -56,10 +56,10 @@ class Planned:
     is_reset: bool
 
     @classmethod
-    def of(cls, row: RunCategory | None) -> Planned | None:
-        if row is None:
-            return None
-        return cls(row.status, row.from_watermark, row.to_watermark, row.sequence, row.is_reset)
+    def of(cls, row: Row[*tuple[Any, ...]]) -> Planned:
+        return cls(
+            row.status, row.from_watermark, row.to_watermark, row.sequence, bool(row.is_reset)
+        )
 
 
 @dataclass(frozen=True)
@@ -146,8 +146,10 @@ def export_category(
         # Only while a planned delivery is pending can a manifest lie beyond the checkpoint.
         _adopt_written_manifests(runtime, job, destination)
         with runtime.engine.begin() as conn:
-            checkpoint = _read_checkpoint(conn, job)
-            previous = _read_planned(conn, job)
+            checkpoint = _checkpoints.read_checkpoint(
+                conn, job.authorization_id, job.category.value
+            )
+            previous = read_planned(conn, job.run_id, job.category.value).get(job.category.value)
             if previous is not None and previous.status in _FINISHED:
                 return previous.status  # the adopted manifest was this run's own
             span = _plan(conn, job, checkpoint, previous)
@@ -230,41 +232,12 @@ def _plan(
     return span
 
 
-def _read_checkpoint(conn: Connection, job: CategoryJob) -> _checkpoints.LeasedCheckpoint:
-    row = conn.execute(
-        select(
-            Checkpoint.watermark,
-            Checkpoint.sequence,
-            Checkpoint.planned_sequence,
-            Checkpoint.is_reset_pending,
-        ).where(
-            Checkpoint.authorization_id == job.authorization_id,
-            Checkpoint.category == job.category.value,
-        )
-    ).one()
-    return _checkpoints.LeasedCheckpoint(
-        watermark=row.watermark,
-        sequence=row.sequence,
-        planned_sequence=row.planned_sequence,
-        is_reset_pending=bool(row.is_reset_pending),
-    )
-
-
-def _read_planned(conn: Connection, job: CategoryJob) -> Planned | None:
-    row = conn.execute(
-        select(
-            RunCategory.status,
-            RunCategory.from_watermark,
-            RunCategory.to_watermark,
-            RunCategory.sequence,
-            RunCategory.is_reset,
-        ).where(RunCategory.run_id == job.run_id, RunCategory.category == job.category.value)
-    ).one_or_none()
-    if row is None:
-        return None
-    return Planned(
-        row.status, row.from_watermark, row.to_watermark, row.sequence, bool(row.is_reset)
-    )
+def read_planned(conn: Connection, run_id: int, category: str | None = None) -> dict[str, Planned]:
+    """This run's ``run_categories`` rows (or the one of ``category``) as ``Planned``."""
+    query = _PLANNED.where(RunCategory.run_id == run_id)
+    if category is not None:
+        query = query.where(RunCategory.category == category)
+    return {row.category: Planned.of(row) for row in conn.execute(query)}
 
 
 def _adopt_written_manifests(runtime: Runtime, job: CategoryJob, destination: Destination) -> None:
@@ -272,7 +245,9 @@ def _adopt_written_manifests(runtime: Runtime, job: CategoryJob, destination: De
     the delivery is visible to consumers, so the checkpoint must catch up to it."""
     while True:
         with runtime.engine.begin() as conn:
-            checkpoint = _read_checkpoint(conn, job)
+            checkpoint = _checkpoints.read_checkpoint(
+                conn, job.authorization_id, job.category.value
+            )
             sequence, watermark = checkpoint.sequence + 1, checkpoint.watermark
             if checkpoint.planned_sequence < sequence:
                 return  # no delivery was planned beyond the checkpoint: nothing to look for
@@ -392,6 +367,14 @@ def _record_result(conn: Connection, job: CategoryJob, manifest: Manifest, key: 
 
 
 # Statements built once (see ``_checkpoints``): the plan and the result of a category.
+_PLANNED = select(
+    RunCategory.category,
+    RunCategory.status,
+    RunCategory.from_watermark,
+    RunCategory.to_watermark,
+    RunCategory.sequence,
+    RunCategory.is_reset,
+)
 _THIS_ROW = (
     RunCategory.run_id == bindparam("p_run"),
     RunCategory.category == bindparam("p_category"),

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, case, insert, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from portability.db.base import utcnow
@@ -25,6 +26,7 @@ __all__ = [
     "acquire_lease",
     "advance",
     "mark_planned",
+    "read_checkpoint",
     "release_leases",
     "renew_lease",
 ]
@@ -39,40 +41,44 @@ class LeasedCheckpoint:
     planned_sequence: int
     is_reset_pending: bool
 
+    @classmethod
+    def of(cls, row: Row[*tuple[Any, ...]]) -> LeasedCheckpoint:
+        return cls(row.watermark, row.sequence, row.planned_sequence, bool(row.is_reset_pending))
+
 
 # Built once: constructing a statement costs more Python time than executing it, and these run
 # for every category of every run.
+_STATE = (
+    Checkpoint.watermark,
+    Checkpoint.sequence,
+    Checkpoint.planned_sequence,
+    Checkpoint.is_reset_pending,
+)
+_THIS_CHECKPOINT = (
+    Checkpoint.authorization_id == bindparam("p_authorization"),
+    Checkpoint.category == bindparam("p_category"),
+)
+_READ = select(*_STATE).where(*_THIS_CHECKPOINT)
 _TAKE = (
     update(Checkpoint)
     .where(
-        Checkpoint.authorization_id == bindparam("p_authorization"),
-        Checkpoint.category == bindparam("p_category"),
+        *_THIS_CHECKPOINT,
         (Checkpoint.lease_run_id.is_(None))
         | (Checkpoint.lease_run_id == bindparam("p_run"))
         | (Checkpoint.lease_expires_at < bindparam("p_now")),
     )
     .values(lease_run_id=bindparam("p_run"), lease_expires_at=bindparam("p_until"))
-    .returning(
-        Checkpoint.watermark,
-        Checkpoint.sequence,
-        Checkpoint.planned_sequence,
-        Checkpoint.is_reset_pending,
-    )
+    .returning(*_STATE)
 )
 _MARK_PLANNED = (
     update(Checkpoint)
-    .where(
-        Checkpoint.authorization_id == bindparam("p_authorization"),
-        Checkpoint.category == bindparam("p_category"),
-        Checkpoint.planned_sequence < bindparam("p_sequence"),
-    )
+    .where(*_THIS_CHECKPOINT, Checkpoint.planned_sequence < bindparam("p_sequence"))
     .values(planned_sequence=bindparam("p_sequence"))
 )
 _ADVANCE = (
     update(Checkpoint)
     .where(
-        Checkpoint.authorization_id == bindparam("p_authorization"),
-        Checkpoint.category == bindparam("p_category"),
+        *_THIS_CHECKPOINT,
         Checkpoint.sequence == bindparam("p_previous"),
         Checkpoint.watermark == bindparam("p_from"),
     )
@@ -115,11 +121,13 @@ def acquire_lease(
             f"{category} of authorization {authorization_id} is being exported by run "
             f"{holder}; this run waits its turn"
         )
-    return LeasedCheckpoint(
-        watermark=row.watermark,
-        sequence=row.sequence,
-        planned_sequence=row.planned_sequence,
-        is_reset_pending=bool(row.is_reset_pending),
+    return LeasedCheckpoint.of(row)
+
+
+def read_checkpoint(conn: Connection, authorization_id: int, category: str) -> LeasedCheckpoint:
+    """The checkpoint as it stands, under a lease this run already holds."""
+    return LeasedCheckpoint.of(
+        conn.execute(_READ, {"p_authorization": authorization_id, "p_category": category}).one()
     )
 
 

@@ -50,6 +50,7 @@ from portability.export._category import (
     ConsentCheck,
     Planned,
     export_category,
+    read_planned,
 )
 from portability.export._hooks import ExportHooks
 from portability.manifest import stream_prefix
@@ -145,8 +146,7 @@ def _open(runtime: Runtime, run_id: int) -> _Opened | RunOutcome:
                 _claim_single_use(session, run, grant)
             except PortabilityError as exc:
                 refusal = exc
-            rows = session.scalars(select(RunCategory).where(RunCategory.run_id == run_id))
-            previous = {row.category: planned for row in rows if (planned := Planned.of(row))}
+            previous = read_planned(session.connection(), run_id)
             return _Opened(run, grant, app, user, destination, previous, refusal)
     return _finish(runtime, run_id, RunStatus.FAILED, failure)
 

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from portability.categories import Category
 from portability.consumer import SqliteStore, consume, open_bucket
 from portability.db.engine import make_engine
-from portability.destinations.s3 import S3Config, S3Destination
+from portability.destinations.s3 import S3Destination
 from portability.manifest import manifest_key
 from portability.platform.mutate import mutate
 from portability.platform.store import current_state
@@ -65,13 +65,7 @@ def test_a_consumer_rebuilds_the_users_data_from_the_bucket_alone(
         encryption_key=worker_env["PORTABILITY_ENCRYPTION_KEY"], data_dir=tmp_path / "d"
     )
     bucket = make_bucket(s3_endpoint)
-    config = S3Config(
-        bucket=bucket,
-        access_key_id=s3_endpoint.access_key_id,
-        secret_access_key=s3_endpoint.secret_access_key,
-        endpoint_url=s3_endpoint.endpoint_url,
-        region=s3_endpoint.region,
-    )
+    config = s3_endpoint.config(bucket)
     engine = make_engine(pg_url)
     transfer = make_transfer(
         engine,
@@ -121,15 +115,7 @@ def test_every_record_and_manifest_of_a_real_export_validates_against_the_publis
     from portability.export import execute_run
 
     bucket = make_bucket(s3_endpoint)
-    destination = S3Destination(
-        S3Config(
-            bucket=bucket,
-            access_key_id=s3_endpoint.access_key_id,
-            secret_access_key=s3_endpoint.secret_access_key,
-            endpoint_url=s3_endpoint.endpoint_url,
-            region=s3_endpoint.region,
-        )
-    )
+    destination = S3Destination(s3_endpoint.config(bucket))
     transfer = make_transfer(pg_engine, destination, records=800)
     assert execute_run(transfer.runtime, transfer.new_run()).status == "succeeded"
     mutate(pg_engine, user_id=transfer.user_id, updates=20, deletes=8, seed=5)

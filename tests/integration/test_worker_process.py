@@ -13,7 +13,7 @@ from portability.db.base import utcnow
 from portability.db.engine import make_engine
 from portability.db.migrate import upgrade
 from portability.db.models import RunStatus
-from portability.destinations.s3 import S3Config, S3Destination
+from portability.destinations.s3 import S3Destination
 from portability.platform.mutate import mutate
 from portability.registry import create_schedule
 from portability.settings import Settings
@@ -24,15 +24,7 @@ pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 
 def _destination(s3_endpoint, bucket: str) -> S3Destination:
-    return S3Destination(
-        S3Config(
-            bucket=bucket,
-            access_key_id=s3_endpoint.access_key_id,
-            secret_access_key=s3_endpoint.secret_access_key,
-            endpoint_url=s3_endpoint.endpoint_url,
-            region=s3_endpoint.region,
-        )
-    )
+    return S3Destination(s3_endpoint.config(bucket))
 
 
 def _status(engine, run_id: int) -> str:
