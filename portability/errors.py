@@ -5,12 +5,13 @@
      ├── NotFoundError              no such app / grant / destination / schedule / run
      ├── ConflictError              the row moved under us (guarded transition lost)
      ├── ConsentError               grant expired, revoked, used, non-EEA, app not approved
-     ├── CategoryBusyError          another run holds the (grant, category) lease: try later
+     ├── CategoryBusyError          another run holds the stream's lease: try later
      ├── DestinationError
      │    ├── DestinationTransientError   5xx, throttling, timeouts, resets: retry with backoff
      │    ├── DestinationPermanentError   access denied, no such bucket, bad keys: fix and re-run
      │    └── ObjectExistsError           a conditional write found the key already there
      ├── SourceError                the change feed could not be read
+     ├── TenancyError               a row pairs one app's grant with another app's objects
      └── IntegrityError             a manifest or part failed verification (consumer side)
 
 ``FailureReason`` is the typed reason stored on a failed or cancelled run.
@@ -33,6 +34,7 @@ __all__ = [
     "ObjectExistsError",
     "PortabilityError",
     "SourceError",
+    "TenancyError",
     "ValidationError",
 ]
 
@@ -92,6 +94,11 @@ class ObjectExistsError(DestinationError):
 class SourceError(PortabilityError):
     reason = FailureReason.SOURCE
     is_transient = True
+
+
+class TenancyError(PortabilityError):
+    """A run or schedule pairs one app's grant with another app's destination: refused, since
+    delivering would put one app's user's data into another app's bucket."""
 
 
 class IntegrityError(PortabilityError):

@@ -1,16 +1,19 @@
 """Object keys and the manifest: the contract between the export engine and every consumer.
 
-Layout under a destination's prefix (``{p}`` = ``prefix/`` or nothing)::
+Layout under a destination's prefix (``{p}`` = ``prefix/`` or nothing; ``{user}`` is the
+user's pseudonym for the app, never the platform's id)::
 
-    {p}{user}/{category}/g{grant}/parts/{from:020d}-{to:020d}/part-{n:05d}.jsonl.gz
+    {p}{user}/{category}/g{grant}/parts/{range}/part-{n:05d}.jsonl.gz
     {p}{user}/{category}/g{grant}/manifests/{sequence:010d}.json
 
-A part's key is a pure function of the watermark range it covers and its index, and a range's
-content never changes, so a retried run rewrites the same bytes under the same keys. Only
+A stream is one (grant, destination, category); two destinations whose objects could collide
+are refused at registration, so the folder needs no destination in it. ``{range}`` is 16 hex
+digits naming the delivery's (from, to) positions (``range_digest``): a part's key is a pure
+function of what it holds, so a retried run rewrites the same bytes under the same keys. Only
 manifested parts count; the manifest is written last (conditionally, ``If-None-Match: *``) and
-manifests of a stream are numbered 1, 2, 3... with each ``checkpoint.from`` equal to the
-previous ``checkpoint.to`` -- unless ``reset`` is true, which means "this manifest replays the
-stream from the beginning: replace what you hold for this user and category".
+manifests of a stream are numbered 1, 2, 3... with each ``position.from`` equal to the previous
+``position.to`` -- unless ``reset`` is true, which means "this manifest holds the whole current
+state of this user and category: replace what you hold". Positions are opaque text.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from portability.records import SCHEMA_VERSION
+from portability.sources.position import Position, range_digest
 
 __all__ = [
-    "CheckpointRange",
     "Manifest",
     "PartEntry",
+    "PositionRange",
     "manifest_key",
     "part_key",
     "part_suffix",
@@ -39,19 +43,17 @@ def part_suffix(compression: str) -> str:
     return _SUFFIX[compression]
 
 
-def stream_prefix(prefix: str, user_id: str, category: str, authorization_id: int) -> str:
-    """The folder of one grant's stream of one category of one user."""
+def stream_prefix(prefix: str, user: str, category: str, authorization_id: int) -> str:
+    """The folder of one stream; ``user`` is the user's pseudonym for the app."""
     head = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
-    return f"{head}{user_id}/{category}/g{authorization_id}/"
+    return f"{head}{user}/{category}/g{authorization_id}/"
 
 
 def part_key(
-    stream: str, from_watermark: int, to_watermark: int, index: int, compression: str
+    stream: str, start: Position | None, end: Position, index: int, compression: str
 ) -> str:
-    return (
-        f"{stream}parts/{from_watermark:020d}-{to_watermark:020d}/"
-        f"part-{index:05d}{part_suffix(compression)}"
-    )
+    digest = range_digest(start, end)
+    return f"{stream}parts/{digest}/part-{index:05d}{part_suffix(compression)}"
 
 
 def manifest_key(stream: str, sequence: int) -> str:
@@ -69,15 +71,17 @@ class PartEntry(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Of the stored bytes.")
 
 
-class CheckpointRange(BaseModel):
+class PositionRange(BaseModel):
+    """The feed positions a delivery covers; ``from`` is null for a replay."""
+
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
-    from_: int = Field(alias="from", ge=0)
-    to: int = Field(ge=0)
+    from_: str | None = Field(alias="from")
+    to: str
 
 
 class Manifest(BaseModel):
-    """Everything a consumer needs to verify and apply one delivery of one category."""
+    """Everything a consumer needs to verify and apply one delivery of one stream."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
@@ -86,12 +90,17 @@ class Manifest(BaseModel):
     run_id: int
     app_id: int
     authorization_id: int
-    user_id: str
+    user: str = Field(description="The user's pseudonym for this app.")
     category: str
     categories: list[str] = Field(description="Every category the run delivered.")
     sequence: int = Field(ge=1)
-    checkpoint: CheckpointRange
+    position: PositionRange
     reset: bool = False
+    replay_reason: str | None = Field(
+        default=None,
+        description="Why a reset replays the stream: first_delivery, lost_history, requested "
+        "or behind_retention.",
+    )
     compression: str
     parts: list[PartEntry]
     records: int = Field(ge=0)
@@ -110,6 +119,6 @@ class Manifest(BaseModel):
         """Whether two manifests describe the same parts for the same range (timestamps aside)."""
         return (
             self.sequence == other.sequence
-            and self.checkpoint == other.checkpoint
+            and self.position == other.position
             and self.parts == other.parts
         )

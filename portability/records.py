@@ -18,7 +18,7 @@ import orjson
 __all__ = ["SCHEMA_VERSION", "Op", "change_line", "format_timestamp"]
 
 #: Bump on any change to a record or manifest shape that a consumer could notice.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class Op(StrEnum):

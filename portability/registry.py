@@ -28,7 +28,7 @@ from portability.db.models import (
     PlatformUser,
     Schedule,
 )
-from portability.errors import NotFoundError, ValidationError
+from portability.errors import ConflictError, NotFoundError, ValidationError
 
 _T = TypeVar("_T")
 
@@ -183,9 +183,38 @@ def add_destination(
             {"access_key_id": access_key_id, "secret_access_key": secret_access_key}
         ),
     )
+    _refuse_overlap(session, destination)
     session.add(destination)
     session.flush()
     return destination
+
+
+def _refuse_overlap(session: Session, new: Destination) -> None:
+    """Two destinations of one app whose objects could collide (same endpoint and bucket, one
+    prefix inside the other) would interleave two streams' manifests in one folder."""
+    others = session.scalars(
+        select(Destination).where(
+            Destination.app_id == new.app_id,
+            Destination.bucket == new.bucket,
+            Destination.id != (new.id or 0),
+        )
+    )
+    for other in others:
+        same_endpoint = (other.endpoint_url or "").rstrip("/") == (new.endpoint_url or "").rstrip(
+            "/"
+        )
+        if same_endpoint and _prefixes_overlap(other.prefix, new.prefix):
+            raise ConflictError(
+                f"destination overlaps destination {other.id} ({other.name!r}): same endpoint "
+                f"and bucket {new.bucket!r}, and prefix {new.prefix!r} and {other.prefix!r} "
+                "overlap, so their objects could collide; choose a prefix outside the other's"
+            )
+
+
+def _prefixes_overlap(first: str, second: str) -> bool:
+    a, b = [p.strip("/").split("/") if p.strip("/") else [] for p in (first, second)]
+    shorter = min(len(a), len(b))
+    return a[:shorter] == b[:shorter]
 
 
 def destination_credentials(box: CredentialBox, destination: Destination) -> dict[str, str]:

@@ -128,9 +128,10 @@ def get_run(session: Session, run_id: int, *, app_id: int | None = None) -> RunV
                 "bytes": r.bytes,
                 "parts": r.parts,
                 "manifest_key": r.manifest_key,
-                "from_watermark": r.from_watermark,
-                "to_watermark": r.to_watermark,
+                "from_position": r.from_position,
+                "to_position": r.to_position,
                 "sequence": r.sequence,
+                "replay_reason": r.replay_reason,
             }
             for r in rows
         },

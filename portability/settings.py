@@ -68,7 +68,21 @@ class Settings(BaseSettings):
         default=4, ge=1, description="Categories of one run exported at the same time."
     )
     lease_seconds: int = Field(
-        default=120, ge=1, description="Run and category lease; renewed every batch."
+        default=30,
+        ge=1,
+        description="Run and stream lease, renewed by a heartbeat every third of it; a dead "
+        "worker's run is taken over once it lapses.",
+    )
+
+    # Change feed retention.
+    feed_retention_days: int = Field(
+        default=30,
+        ge=1,
+        description="Feed rows older than this are deleted; a stream that had not delivered "
+        "them replays in full.",
+    )
+    feed_retention_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="How often the retention task runs (beat, scheduler)."
     )
 
     # Runs and retries.
@@ -123,6 +137,10 @@ class Settings(BaseSettings):
     def broker_folder(self) -> Path:
         """Where the embedded filesystem broker keeps its messages."""
         return (self.data_dir / "broker").resolve()
+
+    def resolved_pseudonym_key(self) -> bytes:
+        """Placeholder: the keyed pseudonym secret (see portability.pseudonyms)."""
+        return self.resolved_encryption_key()
 
     def resolved_encryption_key(self) -> bytes:
         """The Fernet key: from settings, else a key file created once under ``data_dir``."""

@@ -1,7 +1,8 @@
 """The standalone scheduler loop (``portability scheduler run``), for operators without beat.
 
-It does what the two beat entries do: a tick every ``scheduler_tick_seconds`` and the
-reconciler every ``max(30, reconcile_after_seconds // 2)`` seconds. Several loops (or loops
+It does what beat does: a tick every ``scheduler_tick_seconds``, the reconciler every
+``max(30, reconcile_after_seconds // 2)`` seconds and the feed's retention every
+``feed_retention_interval_seconds``. Several loops (or loops
 and beats) may run against one database at once: rows are claimed, not assumed.
 
 Stopping: ``stop()`` (the first SIGINT/SIGTERM) is a warm stop — the tick in hand finishes
@@ -66,13 +67,18 @@ class SchedulerLoop:
         self._stopping.set()
 
     def run(self) -> None:
-        next_reconcile = self._clock()
+        next_reconcile = next_retention = self._clock()
         while not self.is_stopping:
             started = self._clock()
             self._guarded(self._tick)
             if not self.is_stopping and self._clock() >= next_reconcile:
                 self._guarded(self._reconcile)
                 next_reconcile = self._clock() + self._reconcile_seconds
+            if not self.is_stopping and self._clock() >= next_retention:
+                self._guarded(self._retention)
+                next_retention = (
+                    self._clock() + self._runtime.settings.feed_retention_interval_seconds
+                )
             self._stopping.wait(max(0.0, self._tick_seconds - (self._clock() - started)))
 
     def _tick(self) -> None:
@@ -83,6 +89,12 @@ class SchedulerLoop:
 
     def _reconcile(self) -> None:
         reconcile_runs(self._runtime, self._enqueue)
+
+    def _retention(self) -> None:
+        from portability.sources.retention import apply_retention
+
+        settings = self._runtime.settings
+        apply_retention(self._runtime.engine, retention_days=settings.feed_retention_days)
 
     def _guarded(self, step: Callable[[], None]) -> None:
         """Run one step; an error (database or broker down) is logged and retried next time,

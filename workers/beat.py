@@ -3,8 +3,9 @@
 The tick is not sent as a Celery task: a tick message would queue behind long exports (and
 expire there), so beat itself claims due schedules, writes their runs and enqueues them, every
 ``PORTABILITY_SCHEDULER_TICK_SECONDS``, and re-enqueues lost runs every half
-``PORTABILITY_RECONCILE_AFTER_SECONDS``. Several beats at once are safe: schedules are claimed
-row by row (``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
+``PORTABILITY_RECONCILE_AFTER_SECONDS``, and applies the change feed's retention every
+``PORTABILITY_FEED_RETENTION_INTERVAL_SECONDS``. Several beats at once are safe: schedules
+are claimed row by row (``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class TickingScheduler(beat.Scheduler):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self._next_tick = 0.0
         self._next_reconcile = 0.0
+        self._next_retention = 0.0
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         wait = float(super().tick(*args, **kwargs))  # other beat entries, if any are configured
@@ -40,6 +42,9 @@ class TickingScheduler(beat.Scheduler):  # type: ignore[misc]
         if now >= self._next_reconcile:
             self._next_reconcile = now + max(1.0, settings.reconcile_after_seconds / 2)
             self._guarded("reconcile", lambda: _reconcile(runtime(), enqueue_runs))
+        if now >= self._next_retention:
+            self._next_retention = now + settings.feed_retention_interval_seconds
+            self._guarded("retention", lambda: _retention(runtime()))
         return min(wait, max(0.05, self._next_tick - time.monotonic()))
 
     @staticmethod
@@ -70,3 +75,9 @@ def _reconcile(runtime: Any, enqueue: Any) -> None:
     count = reconcile_runs(runtime, enqueue)
     if count:
         log.info("reconcile: %d runs enqueued again", count)
+
+
+def _retention(runtime: Any) -> None:
+    from portability.sources.retention import apply_retention
+
+    apply_retention(runtime.engine, retention_days=runtime.settings.feed_retention_days)

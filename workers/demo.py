@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
+from sqlalchemy import text
 
 from portability.categories import Category
 from portability.crypto import CredentialBox
@@ -30,9 +31,11 @@ from portability.devtools.local_s3 import LocalS3, start_local_s3
 from portability.devtools.sample import register_sample_transfer
 from portability.platform.mutate import MutationReport, mutate
 from portability.platform.seed import seed
+from portability.pseudonyms import Pseudonymizer
 from portability.registry import add_user
 from portability.runs import RunView, create_run, get_run
 from portability.settings import Settings
+from portability.streams import request_replay
 from workers.app import EXPORT_TASK
 from workers.app import create_app as create_celery_app
 
@@ -139,18 +142,33 @@ def main() -> int:
         changes.updated.update(profile.updated)
         say(f"  {_describe_mutation(changes)}")
 
-        step(7, "Second transfer: only what changed since the checkpoint")
+        step(7, "Second transfer: only what changed since each stream's position")
         second = transfer("run")
 
-        step(8, "Consuming the bucket as the developer would")
-        matches = _consume_and_compare(s3, bucket, demo_dir, engine, user_id)
+        step(8, "Support asks for a replay of the posts stream (a developer lost their copy)")
+        with sessions.begin() as session:
+            request_replay(
+                session, app_id=None, authorization_id=ids[1], category=Category.POSTS.value
+            )
+        third = transfer("run")
+        posts = third.per_category.get(Category.POSTS.value, {})
+        say(
+            f"  posts replayed in full ({posts.get('replay_reason')}): "
+            f"{posts.get('records', 0):,} records, the current state; other streams had "
+            "nothing new"
+        )
+
+        step(9, "Consuming the bucket as the developer would")
+        pseudonyms = Pseudonymizer(settings.resolved_pseudonym_key(), ids[0], user_id)
+        matches = _consume_and_compare(s3, bucket, demo_dir, engine, user_id, pseudonyms)
     finally:
         if worker is not None:
             _stop_worker(worker)
         stop_s3()
 
     _summary(first, second, changes, matches, time.monotonic() - started, s3, bucket, demo_dir)
-    return 0 if matches and first.status == second.status == RunStatus.SUCCEEDED else 1
+    succeeded = first.status == second.status == third.status == RunStatus.SUCCEEDED
+    return 0 if matches and succeeded else 1
 
 
 def _worker_env(settings: Settings) -> dict[str, str]:
@@ -255,12 +273,20 @@ def _describe_mutation(changes: MutationReport) -> str:
 
 
 def _consume_and_compare(
-    s3: LocalS3, bucket: str, demo_dir: Path, engine: Any, user_id: str
+    s3: LocalS3,
+    bucket: str,
+    demo_dir: Path,
+    engine: Any,
+    user_id: str,
+    pseudonyms: Pseudonymizer,
 ) -> bool:
     """Apply the bucket into a local SQLite store with the reference consumer, then compare
-    it with the platform's current state, record by record."""
+    it with the platform's current state as the app must see it (user ids replaced by the
+    app's pseudonyms), record by record."""
+    import orjson
+
     from portability.consumer import SqliteStore, consume, open_bucket
-    from portability.platform.store import current_state
+    from portability.sources.sql import STATE_TABLES
 
     destination = open_bucket(
         bucket,
@@ -275,8 +301,17 @@ def _consume_and_compare(
         again = consume(destination, store, prefix="portability")
         matches = report.ok and again.records == 0
         for category in CATEGORIES:
-            local = {rid: data for rid, _at, data in store.records(category.value, user_id)}
-            platform = current_state(engine, user_id, category)
+            held = store.records(category.value, pseudonyms.owner)
+            local = {rid: data for rid, _at, data in held}
+            rewrite = pseudonyms.rewriter(category.value)
+            with engine.connect() as conn:
+                table = STATE_TABLES[category]
+                lines = conn.execute(
+                    text(f"SELECT line FROM {table} WHERE user_id = :u"),
+                    {"u": user_id},
+                ).scalars()
+                records = [orjson.loads(rewrite(line.encode() + b"\n")) for line in lines]
+            platform = {r["id"]: r["data"] for r in records}
             same = local == platform
             matches = matches and same
             say(
@@ -288,6 +323,7 @@ def _consume_and_compare(
         f"({len(report.applied)} manifests; {report.ignored_objects} unlisted objects ignored); "
         f"a second pass applied {again.records}"
     )
+    say(f"  the user is {pseudonyms.owner} to this app: no platform user id left the system")
     say(f"  local store: {store_path}")
     return matches
 
@@ -325,7 +361,8 @@ def _summary(
     say(f"  ls {demo_dir}")
     say("                                         # demo database, broker queue, worker log")
     say("  .venv/bin/portability consume --help   # apply deliveries to your own store")
-    say("  .venv/bin/portability runs list        # what ran, with per-category results")
+    say(f"  PORTABILITY_DATA_DIR={demo_dir} .venv/bin/portability runs list")
+    say("                                         # what ran, with per-category results")
     say("  README.md                              # bucket layout, record schemas, operations")
 
 

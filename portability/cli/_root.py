@@ -24,17 +24,19 @@ def _root(
 
 
 def _register() -> None:
-    from portability.cli import consume, db, runs, scheduler, seed
+    from portability.cli import consume, db, runs, scheduler, seed, streams
 
-    for module in (db, seed, scheduler, consume, runs):
+    for module in (db, seed, scheduler, consume, runs, streams):
         module.register(app)
 
 
 def main() -> None:
     _register()
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except SystemExit:
         raise
     except BaseException as exc:
         sys.exit(_errors.report(exc))
+    # Without standalone mode, click returns what ``typer.Exit`` carried instead of exiting.
+    sys.exit(code if isinstance(code, int) else 0)

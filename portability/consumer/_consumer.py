@@ -231,9 +231,7 @@ class Consumer:
                     problem = StreamProblem(stream, "conflict", item.key, str(exc))
                 else:
                     report.applied.append(applied)
-                    position = Position(
-                        item.manifest.sequence, item.manifest.checkpoint.to, item.key
-                    )
+                    position = Position(item.manifest.sequence, item.manifest.position.to, item.key)
                     continue
             report.problems.append(problem)
             report.pending += len(plan.pending) - index

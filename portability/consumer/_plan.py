@@ -114,4 +114,4 @@ def upcoming_parts(
                 if plan.stream in stopped:
                     break
                 yield part, item.key
-            previous = Position(manifest.sequence, manifest.checkpoint.to, item.key)
+            previous = Position(manifest.sequence, manifest.position.to, item.key)

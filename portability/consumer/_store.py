@@ -50,7 +50,7 @@ _SCHEMA = [
         category TEXT NOT NULL,
         grant_id INTEGER NOT NULL,
         sequence INTEGER NOT NULL,
-        checkpoint_to INTEGER NOT NULL,
+        position_to TEXT NOT NULL,
         manifest_key TEXT NOT NULL,
         applied_at TEXT NOT NULL,
         PRIMARY KEY (user_id, category, grant_id)
@@ -62,8 +62,8 @@ _SCHEMA = [
         sequence INTEGER NOT NULL,
         manifest_key TEXT NOT NULL,
         run_id INTEGER NOT NULL,
-        checkpoint_from INTEGER NOT NULL,
-        checkpoint_to INTEGER NOT NULL,
+        position_from TEXT,
+        position_to TEXT NOT NULL,
         is_reset INTEGER NOT NULL,
         records INTEGER NOT NULL,
         part_keys TEXT NOT NULL,
@@ -148,19 +148,19 @@ class SqliteStore:
 
     def position(self, stream: StreamId) -> Position | None:
         row = self._conn.execute(
-            "SELECT sequence, checkpoint_to, manifest_key FROM consumer_positions "
+            "SELECT sequence, position_to, manifest_key FROM consumer_positions "
             "WHERE user_id = ? AND category = ? AND grant_id = ?",
             (stream.user_id, stream.category, stream.grant_id),
         ).fetchone()
-        return Position(int(row[0]), int(row[1]), str(row[2])) if row else None
+        return Position(int(row[0]), str(row[1]), str(row[2])) if row else None
 
     def positions(self) -> dict[StreamId, Position]:
         rows = self._conn.execute(
-            "SELECT user_id, category, grant_id, sequence, checkpoint_to, manifest_key "
+            "SELECT user_id, category, grant_id, sequence, position_to, manifest_key "
             "FROM consumer_positions"
         )
         return {
-            StreamId(u, c, int(g)): Position(int(s), int(t), str(k)) for u, c, g, s, t, k in rows
+            StreamId(u, c, int(g)): Position(int(s), str(t), str(k)) for u, c, g, s, t, k in rows
         }
 
     def applied_part_keys(self) -> set[str]:
@@ -205,23 +205,23 @@ class SqliteStore:
         ids = (stream.user_id, stream.category, stream.grant_id)
         self._conn.execute(
             "INSERT INTO consumer_positions (user_id, category, grant_id, sequence, "
-            "checkpoint_to, manifest_key, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "position_to, manifest_key, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (user_id, category, grant_id) DO UPDATE SET sequence = excluded.sequence, "
-            "checkpoint_to = excluded.checkpoint_to, manifest_key = excluded.manifest_key, "
+            "position_to = excluded.position_to, manifest_key = excluded.manifest_key, "
             "applied_at = excluded.applied_at",
-            (*ids, manifest.sequence, manifest.checkpoint.to, key, now),
+            (*ids, manifest.sequence, manifest.position.to, key, now),
         )
         self._conn.execute(
             "INSERT INTO consumer_manifests (user_id, category, grant_id, sequence, manifest_key, "
-            "run_id, checkpoint_from, checkpoint_to, is_reset, records, part_keys, applied_at) "
+            "run_id, position_from, position_to, is_reset, records, part_keys, applied_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 *ids,
                 manifest.sequence,
                 key,
                 manifest.run_id,
-                manifest.checkpoint.from_,
-                manifest.checkpoint.to,
+                manifest.position.from_,
+                manifest.position.to,
                 int(manifest.reset),
                 manifest.records,
                 orjson.dumps([part.key for part in manifest.parts]).decode(),

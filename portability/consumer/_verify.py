@@ -47,17 +47,18 @@ class Position:
     """The last manifest applied for one stream: where the next one must start."""
 
     sequence: int
-    checkpoint_to: int
+    #: The feed position the last applied manifest ended at (opaque text).
+    position_to: str
     manifest_key: str
 
 
 def is_full_replay(manifest: Manifest) -> bool:
     """A manifest that replaces everything held for its user and category.
 
-    Either the stream was reset on our side (``reset``), or it starts at the beginning of the
-    feed (``checkpoint.from == 0``: the first delivery of a grant, or a replay).
+    Every replay (a stream's first delivery, a requested one, lost history, retention) is
+    marked ``reset`` and starts from no position (``position.from`` is null).
     """
-    return manifest.reset or manifest.checkpoint.from_ == 0
+    return manifest.reset or manifest.position.from_ is None
 
 
 def check_manifest(manifest: Manifest, key: str, stream: StreamId, prefix: str) -> None:
@@ -70,7 +71,7 @@ def check_manifest(manifest: Manifest, key: str, stream: StreamId, prefix: str) 
             f"written with schema_version {manifest.schema_version}, this consumer "
             f"reads up to {SCHEMA_VERSION}: upgrade the consumer",
         )
-    found = (manifest.user_id, manifest.category, manifest.authorization_id)
+    found = (manifest.user, manifest.category, manifest.authorization_id)
     expected = (stream.user_id, stream.category, stream.grant_id)
     if found != expected:
         raise RefusedObjectError(key, f"manifest is for {found}, but its key says {expected}")
@@ -78,8 +79,8 @@ def check_manifest(manifest: Manifest, key: str, stream: StreamId, prefix: str) 
         raise RefusedObjectError(key, f"unknown category {manifest.category!r}")
     if manifest.compression not in COMPRESSIONS:
         raise RefusedObjectError(key, f"unknown compression {manifest.compression!r}")
-    if manifest.checkpoint.to < manifest.checkpoint.from_:
-        raise RefusedObjectError(key, "checkpoint range ends before it starts")
+    if manifest.reset != (manifest.position.from_ is None):
+        raise RefusedObjectError(key, "a reset has no position.from, an increment always has")
     folder = stream.folder(prefix)
     suffix = part_suffix(manifest.compression)
     seen: set[str] = set()
@@ -138,7 +139,7 @@ def continuity_problem(previous: Position | None, manifest: Manifest, key: str) 
     if is_full_replay(manifest):
         return None
     expected_sequence = previous.sequence + 1 if previous else 1
-    expected_from = previous.checkpoint_to if previous else 0
+    expected_from = previous.position_to if previous else None
     if manifest.sequence != expected_sequence:
         missing = (
             f"manifest {expected_sequence}"
@@ -146,9 +147,9 @@ def continuity_problem(previous: Position | None, manifest: Manifest, key: str) 
             else f"manifests {expected_sequence}..{manifest.sequence - 1}"
         )
         return f"gap before {key}: {missing} of this stream not found"
-    if manifest.checkpoint.from_ != expected_from:
+    if manifest.position.from_ != expected_from:
         return (
-            f"gap before {key}: its checkpoint range starts at {manifest.checkpoint.from_}, "
+            f"gap before {key}: it starts at position {manifest.position.from_}, "
             f"the previous manifest ended at {expected_from}"
         )
     return None

@@ -1,4 +1,4 @@
-"""The control-plane tables: apps, users, grants, destinations, schedules, runs, checkpoints.
+"""The control-plane tables: apps, users, grants, destinations, schedules, runs, streams.
 
 Single-field invariants are enforced here with ``@validates`` (a bad value never reaches the
 database); invariants that span rows (schedule categories within the grant's) live in
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, validates
@@ -33,13 +34,15 @@ __all__ = [
     "App",
     "AppStatus",
     "Authorization",
-    "Checkpoint",
     "Destination",
+    "FeedMark",
     "PlatformUser",
+    "ReplayReason",
     "Run",
     "RunCategory",
     "RunStatus",
     "Schedule",
+    "Stream",
 ]
 
 
@@ -344,9 +347,10 @@ class Run(Base):
 
 
 class RunCategory(Base):
-    """A run's plan and result for one category: the watermark range it covers.
+    """A run's plan and result for one stream: the positions its delivery covers.
 
-    The range is fixed at the first attempt so a retry rewrites byte-identical parts.
+    An increment's range is fixed at the first attempt so a retry rewrites byte-identical
+    parts; a replay (``replay_reason`` set) reads the current state afresh on every attempt.
     """
 
     __tablename__ = "run_categories"
@@ -354,32 +358,52 @@ class RunCategory(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), primary_key=True)
     category: Mapped[str] = mapped_column(String(32), primary_key=True)
     status: Mapped[str] = mapped_column(String(16), default="pending")
-    from_watermark: Mapped[int | None] = mapped_column(BigInteger)
-    to_watermark: Mapped[int | None] = mapped_column(BigInteger)
+    from_position: Mapped[str | None] = mapped_column(Text)
+    to_position: Mapped[str | None] = mapped_column(Text)
     sequence: Mapped[int | None] = mapped_column(Integer)
-    is_reset: Mapped[bool] = mapped_column(Boolean, default=False)
+    replay_reason: Mapped[str | None] = mapped_column(String(32))
     records: Mapped[int] = mapped_column(BigInteger, default=0)
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     parts: Mapped[int] = mapped_column(Integer, default=0)
     manifest_key: Mapped[str | None] = mapped_column(String(1024))
 
 
-class Checkpoint(Base):
-    """Per (grant, category): everything with a feed watermark below ``watermark`` is delivered.
+class ReplayReason(StrEnum):
+    """Why a delivery is a full replay of the current state rather than an increment."""
 
-    ``sequence`` counts manifests written; the lease columns serialise exports of the pair.
+    FIRST_DELIVERY = "first_delivery"
+    LOST_HISTORY = "lost_history"
+    REQUESTED = "requested"
+    BEHIND_RETENTION = "behind_retention"
+
+
+class Stream(Base):
+    """One (grant, destination, category): the unit of delivery.
+
+    ``position`` is where the stream stands in the change feed (NULL before its first
+    delivery, which is a full replay); ``sequence`` counts its manifests; ``planned_sequence``
+    is above ``sequence`` only while a delivery is in flight, the one time a manifest beyond
+    the position can exist. ``last_manifest_*`` let a run check cheaply that the bucket still
+    holds the stream's history. The lease columns serialise the stream's exports.
     """
 
-    __tablename__ = "checkpoints"
+    __tablename__ = "streams"
+    __table_args__ = (
+        UniqueConstraint("authorization_id", "destination_id", "category"),
+        Index("ix_streams_lease_run_id", "lease_run_id"),
+    )
 
-    authorization_id: Mapped[int] = mapped_column(ForeignKey("authorizations.id"), primary_key=True)
-    category: Mapped[str] = mapped_column(String(32), primary_key=True)
-    watermark: Mapped[int] = mapped_column(BigInteger, default=0)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    authorization_id: Mapped[int] = mapped_column(ForeignKey("authorizations.id"), index=True)
+    destination_id: Mapped[int] = mapped_column(ForeignKey("destinations.id"), index=True)
+    category: Mapped[str] = mapped_column(String(32))
+    position: Mapped[str | None] = mapped_column(Text)
     sequence: Mapped[int] = mapped_column(Integer, default=0)
-    #: The sequence of the newest planned delivery; above ``sequence`` while one is pending,
-    #: which is the only time a manifest beyond the checkpoint can exist.
     planned_sequence: Mapped[int] = mapped_column(Integer, default=0)
-    is_reset_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    replay_reason: Mapped[str | None] = mapped_column(String(32))
+    last_manifest_key: Mapped[str | None] = mapped_column(String(1024))
+    last_manifest_sha256: Mapped[str | None] = mapped_column(String(64))
+    last_delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_run_id: Mapped[int | None] = mapped_column(Integer)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -390,3 +414,16 @@ class Checkpoint(Base):
             return Category(value).value
         except ValueError:
             raise ValidationError(f"unknown category {value!r}") from None
+
+
+class FeedMark(Base):
+    """A snapshot of the feed taken by the retention task: once a mark is older than the
+    retention window, feed rows of transactions below its ``xmin`` may be deleted
+    (``is_horizon``), and a stream not yet past it gets a full replay."""
+
+    __tablename__ = "feed_marks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    snapshot_xmin: Mapped[int] = mapped_column(BigInteger)
+    is_horizon: Mapped[bool] = mapped_column(Boolean, default=False)

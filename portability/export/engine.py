@@ -1,13 +1,11 @@
-"""Executing one run: claim it, check consent, export each category, record the outcome.
+"""Executing one run: claim it, check tenancy and consent, deliver each stream, record it.
 
 Plain Python, no Celery: the worker task calls ``execute_run`` and maps its ``RunOutcome`` to
-"done" or "retry in N seconds". Every way out of a run is decided here:
+"done" or "try again in N seconds" (``_outcome`` says how each way out maps to a status). A
+failed run keeps its streams' positions: a re-run continues where it stopped.
 
-* consent broken (before or during) -> ``cancelled``, reason ``consent``, nothing more written;
-* transient (S3 5xx, timeouts, lost connections, category busy) -> back to ``queued`` with
-  exponential backoff while attempts remain, else ``failed``;
-* permanent (access denied, no such bucket, ...) -> ``failed`` at once with what to fix.
-A failed run keeps its checkpoints: a re-run continues where it stopped.
+A run's streams are delivered concurrently (each has its own lease, position and manifests);
+``_stream`` delivers one, ``_guard`` keeps consent and the leases checked meanwhile.
 """
 
 from __future__ import annotations
@@ -16,8 +14,9 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -35,65 +34,49 @@ from portability.db.models import (
     RunStatus,
 )
 from portability.errors import (
-    CategoryBusyError,
-    ConflictError,
     ConsentError,
     NotFoundError,
     PortabilityError,
-    SourceError,
+    TenancyError,
 )
-from portability.export import _checkpoints
-from portability.export._backoff import retry_delay
-from portability.export._category import (
-    EMPTY,
-    CategoryJob,
-    ConsentCheck,
-    Planned,
-    export_category,
-    read_planned,
-)
+from portability.export import _streams
+from portability.export._guard import ConsentGuard, Heartbeat, RunRef
 from portability.export._hooks import ExportHooks
+from portability.export._outcome import RunOutcome, decisiveness, fail, outcome_of
+from portability.export._plan import EMPTY, Planned, read_planned
+from portability.export._stream import StreamJob, deliver_stream
 from portability.manifest import stream_prefix
-from portability.runs import claim_run, finish_run, release_for_retry
+from portability.pseudonyms import Pseudonymizer
+from portability.runs import claim_run, finish_run
 from portability.runtime import Runtime
 
 __all__ = ["RunOutcome", "execute_run"]
 
 log = logging.getLogger("portability.export")
 
-#: Seconds a run waits before trying again when another run holds its category.
-_BUSY_RETRY_SECONDS = 5.0
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    """What became of a run: its status, and whether to try again in ``retry_in`` seconds."""
-
-    run_id: int
-    status: str
-    retry_in: float | None = None
-    message: str | None = None
-
 
 def execute_run(runtime: Runtime, run_id: int, *, hooks: ExportHooks | None = None) -> RunOutcome:
     """Run ``run_id`` to an outcome. Safe to call twice for the same run, concurrently or not:
-    the second call finds the run claimed and returns ``dropped``."""
+    the second call finds the run claimed and is deferred (or dropped once it has ended)."""
     hooks = hooks or ExportHooks()
     opened = _open(runtime, run_id)
     if isinstance(opened, RunOutcome):
         return opened
-    empty: list[str] = []  # categories that found nothing new (appended from category threads)
+    heartbeat = Heartbeat(runtime, run_id).start()
+    empty: list[int] = []  # streams that found nothing new (appended from stream threads)
     try:
         if opened.refusal is not None:
             raise opened.refusal
-        note = _export(runtime, opened, hooks, empty)
+        note = _export(runtime, opened, hooks, empty, heartbeat)
     except BaseException as exc:
+        heartbeat.stop()
         _release(runtime, run_id, empty)
         if not isinstance(exc, Exception):
             raise  # a crash or an interrupt: the leases are free, the run's lease lapses
-        return _failed(runtime, run_id, exc)
+        return outcome_of(runtime, run_id, exc)
+    heartbeat.stop()
     with runtime.sessions.begin() as session:
-        _close_categories(session.connection(), run_id, empty)
+        _close_streams(session.connection(), run_id, empty)
         finished = finish_run(session, run_id, RunStatus.SUCCEEDED, error=note)
     if not finished:
         return RunOutcome(run_id, "conflict", message="run moved before it could finish")
@@ -111,47 +94,82 @@ class _Opened:
     destination: Destination
     #: This run's ``run_categories`` rows as earlier attempts left them.
     previous: dict[str, Planned]
-    #: Why the run may not go on (consent, a missing row), raised once the claim is committed.
+    #: Retention's horizon when the run opened.
+    horizon: int | None
+    #: Why the run may not go on (consent), raised once the claim is committed.
     refusal: PortabilityError | None
 
 
 def _open(runtime: Runtime, run_id: int) -> _Opened | RunOutcome:
-    """Claim the run, load it with its grant, app, user and destination, check consent and
-    mark a single-use grant used: one transaction. A refusal is kept, not raised, so that the
-    claim commits and the run can be closed with the reason."""
+    """Claim the run, load it with its grant, app, user and destination, check tenancy and
+    consent and mark a single-use grant used: one transaction. A refusal is kept, not raised,
+    so that the claim commits and the run can be closed with the reason."""
     settings = runtime.settings
     with runtime.sessions.begin() as session:
         if not claim_run(session, run_id, lease_seconds=settings.lease_seconds):
-            status = session.scalar(select(Run.status).where(Run.id == run_id)) or "missing"
-            log.info(
-                "run %s not claimable (%s): duplicate or early message dropped", run_id, status
-            )
-            return RunOutcome(run_id, "dropped", message=f"run is {status}")
+            return _not_claimed(session, run_id)
+        failure: PortabilityError
         try:
             run, grant, app, user, destination = _load(session, run_id)
         except NotFoundError as missing:
             failure = missing  # committed with the claim, then recorded below
         else:
-            refusal: PortabilityError | None = None
-            try:
-                check_consent(
-                    app=app,
-                    grant=grant,
-                    user=user,
-                    now=utcnow(),
-                    eligible_countries=settings.eligible_countries,
-                    single_already_claimed_by_this_run=grant.used_by_run_id
-                    in {run.id, run.rerun_of},
+            if run.attempts > run.max_attempts:
+                failure = PortabilityError(
+                    f"the worker died or timed out {run.attempts - 1} times running this "
+                    f"run (at most {run.max_attempts} attempts); its streams keep their "
+                    "positions, so a re-run continues from there"
                 )
-                _claim_single_use(session, run, grant)
-            except PortabilityError as exc:
-                refusal = exc
-            previous = read_planned(session.connection(), run_id)
-            return _Opened(run, grant, app, user, destination, previous, refusal)
-    return _finish(runtime, run_id, RunStatus.FAILED, failure)
+            elif not (destination.app_id == grant.app_id == run.app_id):
+                failure = TenancyError(
+                    f"run {run.id} pairs authorization {grant.id} of app {grant.app_id} with "
+                    f"destination {destination.id} of app {destination.app_id}: refused"
+                )
+            else:
+                refusal: PortabilityError | None = None
+                try:
+                    check_consent(
+                        app=app,
+                        grant=grant,
+                        user=user,
+                        now=utcnow(),
+                        eligible_countries=settings.eligible_countries,
+                        single_already_claimed_by_this_run=grant.used_by_run_id
+                        in {run.id, run.rerun_of},
+                    )
+                    _claim_single_use(session, run, grant)
+                except PortabilityError as exc:
+                    refusal = exc
+                conn = session.connection()
+                previous = read_planned(conn, run_id)
+                horizon = _streams.horizon(conn)
+                return _Opened(run, grant, app, user, destination, previous, horizon, refusal)
+    return fail(runtime, run_id, failure)
 
 
-def _export(runtime: Runtime, opened: _Opened, hooks: ExportHooks, empty: list[str]) -> str | None:
+def _not_claimed(session: Session, run_id: int) -> RunOutcome:
+    """Why a message could not claim its run: ended (drop it), not due yet (drop it: the
+    retry that set ``not_before`` carries its own message), or another worker's live lease
+    (come back when it would lapse: if that worker died, this message takes the run over)."""
+    row = session.execute(
+        select(Run.status, Run.lease_expires_at).where(Run.id == run_id)
+    ).one_or_none()
+    if row is not None and row.status == RunStatus.RUNNING and row.lease_expires_at is not None:
+        wait = max(1.0, (row.lease_expires_at - utcnow()).total_seconds() + 1.0)
+        log.info("run %s is leased by another worker: checking again in %.0fs", run_id, wait)
+        return RunOutcome(run_id, "deferred", retry_in=wait, message="leased by another worker")
+    status = row.status if row is not None else "missing"
+    log.info("run %s not claimable (%s): duplicate or early message dropped", run_id, status)
+    return RunOutcome(run_id, "dropped", message=f"run is {status}")
+
+
+def _export(
+    runtime: Runtime,
+    opened: _Opened,
+    hooks: ExportHooks,
+    empty: list[int],
+    heartbeat: Heartbeat,
+) -> str | None:
     settings = runtime.settings
     run, grant, user, dest_row = opened.run, opened.grant, opened.user, opened.destination
     allowed, refused = exportable_categories(grant.category_set, run.category_set)
@@ -159,36 +177,34 @@ def _export(runtime: Runtime, opened: _Opened, hooks: ExportHooks, empty: list[s
         raise ConsentError(
             f"none of the requested categories ({', '.join(sorted(refused))}) is granted"
         )
-    job_base = dict(
-        run_id=run.id,
-        app_id=opened.app.id,
-        authorization_id=grant.id,
-        user_id=user.id,
-        categories=sorted(c.value for c in allowed),
-        compression=dest_row.compression or settings.export_compression,
-        started_at=run.started_at or utcnow(),
-    )
+    pseudonyms = Pseudonymizer(settings.resolved_pseudonym_key(), opened.app.id, user.id)
     destination = runtime.open_destination(dest_row)
-    upper = runtime.source.watermark()  # outside any transaction of ours (SQLite locks)
-    ref = _RunRef(run.id, grant.id, run.rerun_of)
-
-    def probe(conn: Connection) -> None:
-        # A cancel or a takeover shows up as a lost lease at the next renewal; between
-        # renewals only consent is re-read (one query per batch).
-        _check(conn, ref, settings.eligible_countries)
+    upper = runtime.source.position()  # outside any transaction of ours (SQLite locks)
+    guard = ConsentGuard(runtime, RunRef(run.id, grant.id, run.rerun_of), heartbeat)
+    started_at: datetime = run.started_at or utcnow()
+    categories = sorted(c.value for c in allowed)
 
     def deliver(category: Category) -> None:
-        consent = ConsentCheck(runtime, run.id, probe)
-        consent.category = (grant.id, category.value)
-        job = CategoryJob(
+        job = StreamJob(
+            run_id=run.id,
+            app_id=opened.app.id,
+            authorization_id=grant.id,
+            destination_id=dest_row.id,
+            user_id=user.id,
+            user=pseudonyms.owner,
             category=category,
-            stream=stream_prefix(dest_row.prefix, user.id, category.value, grant.id),
-            watermark=upper,
+            categories=categories,
+            folder=stream_prefix(dest_row.prefix, pseudonyms.owner, category.value, grant.id),
+            compression=dest_row.compression or settings.export_compression,
+            started_at=started_at,
+            upper=upper,
+            horizon=opened.horizon,
+            rewrite=pseudonyms.rewriter(category.value),
             previous=opened.previous.get(category.value),
-            **job_base,  # type: ignore[arg-type]
         )
-        if export_category(runtime, job, destination, consent, hooks) == EMPTY:
-            empty.append(category.value)
+        status, stream_id = deliver_stream(runtime, job, destination, guard, hooks)
+        if status == EMPTY and stream_id is not None:
+            empty.append(stream_id)
 
     _each_category(sorted(allowed), deliver, settings.export_category_concurrency)
     if refused:
@@ -199,13 +215,12 @@ def _export(runtime: Runtime, opened: _Opened, hooks: ExportHooks, empty: list[s
 def _each_category(
     categories: list[Category], deliver: Callable[[Category], None], concurrency: int
 ) -> None:
-    """Deliver the categories, several at once when allowed.
+    """Deliver the streams, several at once when allowed.
 
-    Categories are independent streams (own lease, checkpoint and manifests), so their
-    database and S3 round trips overlap; an incremental run's latency becomes that of its
-    slowest category rather than the sum. Every category checks consent for itself before
-    each batch. When several fail, the most decisive error is raised: consent first (the run
-    is cancelled), then a lost run, then permanent, then transient failures.
+    Their database and S3 round trips overlap, so an incremental run's latency becomes that of
+    its slowest stream rather than the sum. When several fail, the most decisive error is
+    raised: consent first (the run is cancelled), then a lost run, then permanent, then
+    transient failures.
     """
     if concurrency <= 1 or len(categories) <= 1:
         for category in categories:
@@ -213,28 +228,14 @@ def _each_category(
         return
     failures: list[BaseException] = []
     workers = min(concurrency, len(categories))
-    with ThreadPoolExecutor(workers, thread_name_prefix="portability-category") as pool:
+    with ThreadPoolExecutor(workers, thread_name_prefix="portability-stream") as pool:
         for future in [pool.submit(deliver, category) for category in categories]:
             try:
                 future.result()
             except BaseException as exc:  # collected; the decisive one is re-raised below
                 failures.append(exc)
     if failures:
-        raise min(failures, key=_decisiveness)
-
-
-def _decisiveness(exc: BaseException) -> int:
-    if not isinstance(exc, Exception):
-        return 0  # a crash or an interrupt: nothing else matters
-    order: list[type[BaseException]] = [ConsentError, ConflictError]
-    for rank, family in enumerate(order, start=1):
-        if isinstance(exc, family):
-            return rank
-    if isinstance(exc, PortabilityError) and not exc.is_transient:
-        return 3
-    if isinstance(exc, PortabilityError | DBAPIError):
-        return 5
-    return 4  # an unexpected error: fail the run as internal
+        raise min(failures, key=decisiveness)
 
 
 def _load(
@@ -244,7 +245,7 @@ def _load(
     row = session.execute(
         select(Run, Authorization, App, PlatformUser, Destination)
         .join(Authorization, Authorization.id == Run.authorization_id)
-        .join(App, App.id == Run.app_id)
+        .join(App, App.id == Authorization.app_id)
         .join(Destination, Destination.id == Run.destination_id)
         .join(PlatformUser, PlatformUser.id == Authorization.user_id)
         .where(Run.id == run_id)
@@ -253,65 +254,6 @@ def _load(
     if row is None:
         raise NotFoundError(f"run {run_id} refers to a missing grant, app, destination or user")
     return row.Run, row.Authorization, row.App, row.PlatformUser, row.Destination
-
-
-@dataclass(frozen=True)
-class _RunRef:
-    """What a consent re-check needs to know of its run."""
-
-    run_id: int
-    authorization_id: int
-    rerun_of: int | None
-
-
-def _check(conn: Connection, run: _RunRef, eligible: frozenset[str]) -> None:
-    """Re-read the grant, its user and the app in one round trip and apply the consent rules.
-
-    Runs before every category and batch, so it reads plain columns (no ORM session) into
-    transient objects for ``check_consent``.
-    """
-    row = conn.execute(_CONSENT, {"p_authorization": run.authorization_id}).one_or_none()
-    if row is None:
-        raise ConsentError(f"authorization {run.authorization_id} no longer exists")
-    grant = Authorization(
-        id=run.authorization_id,
-        app_id=row.app_id,
-        user_id=row.user_id,
-        access=row.access,
-        revoked_at=row.revoked_at,
-        revoke_reason=row.revoke_reason,
-        expires_at=row.expires_at,
-        used_at=row.used_at,
-        used_by_run_id=row.used_by_run_id,
-    )
-    check_consent(
-        app=App(id=row.app_id, status=row.status),
-        grant=grant,
-        user=PlatformUser(id=row.user_id, country=row.country),
-        now=utcnow(),
-        eligible_countries=eligible,
-        single_already_claimed_by_this_run=row.used_by_run_id in {run.run_id, run.rerun_of},
-    )
-
-
-# Built once: it runs before every category and batch (building costs more than running).
-_CONSENT = (
-    select(
-        Authorization.app_id,
-        Authorization.user_id,
-        Authorization.access,
-        Authorization.revoked_at,
-        Authorization.revoke_reason,
-        Authorization.expires_at,
-        Authorization.used_at,
-        Authorization.used_by_run_id,
-        App.status,
-        PlatformUser.country,
-    )
-    .join(App, App.id == Authorization.app_id)
-    .join(PlatformUser, PlatformUser.id == Authorization.user_id)
-    .where(Authorization.id == bindparam("p_authorization"))
-)
 
 
 def _claim_single_use(session: Session, run: Run, grant: Authorization) -> None:
@@ -332,89 +274,20 @@ def _claim_single_use(session: Session, run: Run, grant: Authorization) -> None:
         raise ConsentError(f"authorization {grant.id} is single-use and was already used")
 
 
-def _failed(runtime: Runtime, run_id: int, exc: Exception) -> RunOutcome:
-    """Map what stopped a run to its outcome (the leases are already released)."""
-    if isinstance(exc, ConsentError):
-        return _finish(runtime, run_id, RunStatus.CANCELLED, exc)
-    if isinstance(exc, ConflictError):
-        log.warning("run %s stopped: %s", run_id, exc)
-        return RunOutcome(run_id, "conflict", message=str(exc))
-    if isinstance(exc, CategoryBusyError):
-        return _retry(runtime, run_id, exc, delay=_BUSY_RETRY_SECONDS, refund_attempt=True)
-    if isinstance(exc, DBAPIError):
-        return _retry_or_fail(runtime, run_id, SourceError(f"database error: {exc.orig or exc}"))
-    if isinstance(exc, PortabilityError):
-        if exc.is_transient:
-            return _retry_or_fail(runtime, run_id, exc)
-        return _finish(runtime, run_id, RunStatus.FAILED, exc)
-    log.error("run %s failed with an internal error", run_id, exc_info=exc)
-    internal = PortabilityError(f"internal error: {type(exc).__name__}: {exc}")
-    return _finish(runtime, run_id, RunStatus.FAILED, internal)
-
-
-def _finish(runtime: Runtime, run_id: int, status: RunStatus, exc: PortabilityError) -> RunOutcome:
-    message = str(exc)
-    log.warning("run %s %s: %s", run_id, status.value, message)
-    with runtime.sessions.begin() as session:
-        finish_run(session, run_id, status, error=message, reason=exc.reason)
-    return RunOutcome(run_id, status.value, message=message)
-
-
-def _retry_or_fail(runtime: Runtime, run_id: int, exc: PortabilityError) -> RunOutcome:
-    with runtime.sessions.begin() as session:
-        run = session.get(Run, run_id)
-        attempts, max_attempts = (run.attempts, run.max_attempts) if run else (0, 0)
-    if attempts >= max_attempts:
-        message = f"gave up after {attempts} attempts: {exc}"
-        with runtime.sessions.begin() as session:
-            finish_run(session, run_id, RunStatus.FAILED, error=message, reason=exc.reason)
-        log.warning("run %s failed: %s", run_id, message)
-        return RunOutcome(run_id, RunStatus.FAILED.value, message=message)
-    delay = retry_delay(
-        attempts, base=runtime.settings.retry_backoff_base, cap=runtime.settings.retry_backoff_max
+def _close_streams(conn: Connection, run_id: int, empty: list[int]) -> None:
+    """Free the run's stream leases as it succeeds: every stream still only planned found
+    nothing new, so it is recorded ``empty`` and its planned delivery withdrawn."""
+    _streams.release_leases(conn, run_id, empty=empty)
+    conn.execute(
+        update(RunCategory)
+        .where(RunCategory.run_id == run_id, RunCategory.status == "planned")
+        .values(status=EMPTY)
     )
-    return _retry(runtime, run_id, exc, delay=delay)
 
 
-def _retry(
-    runtime: Runtime,
-    run_id: int,
-    exc: PortabilityError,
-    *,
-    delay: float,
-    refund_attempt: bool = False,
-) -> RunOutcome:
-    with runtime.sessions.begin() as session:
-        moved = release_for_retry(
-            session, run_id, error=str(exc), reason=exc.reason, delay_seconds=delay
-        )
-        if moved and refund_attempt:
-            session.execute(update(Run).where(Run.id == run_id).values(attempts=Run.attempts - 1))
-    if not moved:
-        return RunOutcome(run_id, "conflict", message="run moved before it could be retried")
-    log.info("run %s will retry in %.1fs: %s", run_id, delay, exc)
-    return RunOutcome(run_id, RunStatus.QUEUED.value, retry_in=delay, message=str(exc))
-
-
-def _close_categories(conn: Connection, run_id: int, empty: list[str]) -> None:
-    """Free the run's category leases; categories that found nothing are recorded ``empty``
-    and their planned delivery withdrawn."""
-    _checkpoints.release_leases(conn, run_id, empty=empty)
-    if empty:
-        conn.execute(
-            update(RunCategory)
-            .where(
-                RunCategory.run_id == run_id,
-                RunCategory.category.in_(empty),
-                RunCategory.status == "planned",
-            )
-            .values(status=EMPTY)
-        )
-
-
-def _release(runtime: Runtime, run_id: int, empty: list[str]) -> None:
+def _release(runtime: Runtime, run_id: int, empty: list[int]) -> None:
     try:
         with runtime.engine.begin() as conn:
-            _close_categories(conn, run_id, empty)
+            _streams.release_leases(conn, run_id, empty=empty)
     except DBAPIError:
         log.warning("could not release the leases of run %s; they lapse on their own", run_id)

@@ -19,13 +19,14 @@ from queue import Full, Queue
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Connection, Table, func, insert, select
+from sqlalchemy import Connection, Table, insert
 
 from portability.categories import Category
 from portability.platform.shapes import SHAPES as _SHAPES
 from portability.platform.shapes import Data, copy_types
 from portability.platform.tables import PlatformChange
 from portability.records import Op
+from portability.sources.sql import SQLITE_FEED_TOP
 
 __all__ = ["LoadReport", "SeedRecord", "fast_change_line", "load_records"]
 
@@ -103,11 +104,11 @@ def _prepared_chunks(
         chunk = _Chunk(state={c: [] for c in Category}, changes=[])
         state, changes = chunk.state, chunk.changes
         for user_id, kind, record_id, changed_at, data in batch:
-            state[kind].append(to_columns[kind](user_id, data))
             # fast_change_line, inlined: this loop runs a million times per benchmark seed.
             line = dumps(
                 {"id": record_id, "op": "upsert", "changed_at": changed_at, "data": data}
             ).decode()
+            state[kind].append((*to_columns[kind](user_id, data), line))
             changes.append((user_id, names[kind], record_id, "upsert", parse(changed_at), line))
         for kind, rows in state.items():
             per_category[kind] += len(rows)
@@ -178,7 +179,7 @@ def _copy_chunk(cursor: Any, chunk: _Chunk) -> None:
     for category, rows in chunk.state.items():
         if rows:
             shape = _SHAPES[category]
-            _copy(cursor, shape.table.name, shape.columns, shape.copy_types, rows)
+            _copy(cursor, shape.table.name, shape.stored_columns, shape.copy_types, rows)
     _copy(cursor, _CHANGES.name, _CHANGE_COLUMNS, _CHANGE_TYPES, chunk.changes)
 
 
@@ -201,9 +202,9 @@ def _insert_chunk(conn: Connection, chunk: _Chunk) -> None:
     for category, rows in chunk.state.items():
         if rows:
             shape = _SHAPES[category]
-            params = [dict(zip(shape.columns, row, strict=True)) for row in rows]
+            params = [dict(zip(shape.stored_columns, row, strict=True)) for row in rows]
             conn.execute(insert(shape.table), params)
-    base = int(conn.scalar(select(func.coalesce(func.max(_CHANGES.c.position), 0))) or 0)
+    base = int(conn.exec_driver_sql(SQLITE_FEED_TOP).scalar() or 0)
     changes = [
         {
             "position": base + offset,

@@ -70,8 +70,13 @@ class Shape:
     to_columns: Callable[[str, Data], tuple[Any, ...]]
     to_data: Callable[[Mapping[Any, Any]], Data]
     check: Callable[[str, str, Data], None]
-    #: PostgreSQL type names of ``columns``, for a binary ``COPY`` (psycopg ``set_types``).
+    #: PostgreSQL type names of ``stored_columns``, for a binary ``COPY`` (psycopg ``set_types``).
     copy_types: tuple[str, ...]
+
+    @property
+    def stored_columns(self) -> tuple[str, ...]:
+        """``columns`` plus ``line``, the record's latest delivered line (for full replays)."""
+        return (*self.columns, "line")
 
     def bind(self, user_id: str, data: Data) -> dict[str, Any]:
         """The record as SQLAlchemy insert parameters."""
@@ -107,7 +112,7 @@ def _shape(
     check: Callable[[str, str, Data], None],
 ) -> Shape:
     table: Table = model.__table__
-    columns = tuple(column.name for column in table.columns)
+    columns = tuple(column.name for column in table.columns if column.name != "line")
     return Shape(
         category=category,
         table=table,
@@ -116,7 +121,7 @@ def _shape(
         to_columns=to_columns,
         to_data=to_data,
         check=check,
-        copy_types=copy_types(table, columns),
+        copy_types=copy_types(table, (*columns, "line")),
     )
 
 

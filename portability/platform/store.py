@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, select, text
+from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from portability.categories import Category
@@ -41,6 +41,7 @@ from portability.platform._bulk import LoadReport, SeedRecord, fast_change_line,
 from portability.platform.shapes import Data, Shape, check_record_id, shape_for
 from portability.platform.tables import PlatformChange
 from portability.records import Op, change_line
+from portability.sources.sql import SQLITE_FEED_TOP
 
 __all__ = [
     "LoadReport",
@@ -103,10 +104,12 @@ def write_changes(
 
     changes: list[dict[str, Any]] = []
     if upserts:
-        rows = [shape.bind(user_id, data) for data in upserts.values()]
-        _upsert(conn, shape, rows)
+        rows = []
         for record_id, data in upserts.items():
-            changes.append(_change_row(user_id, shape.category, record_id, Op.UPSERT, when, data))
+            change = _change_row(user_id, shape.category, record_id, Op.UPSERT, when, data)
+            changes.append(change)
+            rows.append({**shape.bind(user_id, data), "line": change["line"]})
+        _upsert(conn, shape, rows)
     if delete_ids:
         table = shape.table
         for chunk in _chunks(delete_ids, _IN_CHUNK):
@@ -177,7 +180,7 @@ def _upsert(conn: Connection, shape: Shape, rows: list[dict[str, Any]]) -> None:
         raise NotImplementedError(conn.dialect.name)
     stmt = stmt.on_conflict_do_update(
         index_elements=[shape.key],
-        set_={name: stmt.excluded[name] for name in shape.columns if name != shape.key},
+        set_={name: stmt.excluded[name] for name in shape.stored_columns if name != shape.key},
     )
     conn.execute(stmt, rows)
 
@@ -199,7 +202,7 @@ def _append_changes(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     if conn.dialect.name == "sqlite":
-        base = conn.scalar(select(func.coalesce(func.max(_CHANGES.c.position), 0)))
+        base = int(conn.exec_driver_sql(SQLITE_FEED_TOP).scalar() or 0)
         for offset, row in enumerate(rows, start=1):
             row["position"] = row["txid"] = int(base or 0) + offset
     conn.execute(insert(_CHANGES), rows)

@@ -2,11 +2,14 @@
 
 Current state lives in one table per kind of record; every write also appends a row to
 ``platform_changes``, the ordered change feed the export engine reads. A change row carries the
-complete JSON Lines record as it is delivered (``line``), so exporting never re-serialises.
+complete JSON Lines record as it is delivered (``line``), so exporting never re-serialises; a
+current-state row carries its latest upsert line too, so a full replay reads the current state
+(one line per record) instead of the feed's history.
 
 ``txid`` is the writing transaction's id (PostgreSQL ``pg_current_xact_id()``, set by a column
 default the migration installs; on SQLite, the single writer, it equals ``position``). Reading
-below the oldest in-flight transaction id is what keeps late commits from being skipped.
+by snapshot positions (``portability.sources.position``) is what keeps late commits from being
+skipped without waiting for unrelated transactions.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class PlatformProfile(Base):
     follower_count: Mapped[int] = mapped_column(Integer, default=0)
     following_count: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    line: Mapped[str] = mapped_column(Text, default="")
 
 
 class PlatformPost(Base):
@@ -57,6 +61,7 @@ class PlatformPost(Base):
     like_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    line: Mapped[str] = mapped_column(Text, default="")
 
 
 class PlatformActivity(Base):
@@ -70,6 +75,7 @@ class PlatformActivity(Base):
     target: Mapped[str | None] = mapped_column(String(500))
     detail: Mapped[str] = mapped_column(Text, default="{}")  # JSON object
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    line: Mapped[str] = mapped_column(Text, default="")
 
 
 class PlatformMessage(Base):
@@ -86,13 +92,18 @@ class PlatformMessage(Base):
     body: Mapped[str] = mapped_column(Text)
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
     edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    line: Mapped[str] = mapped_column(Text, default="")
 
 
 class PlatformChange(Base):
     """One create, update or delete of one record, in feed order."""
 
     __tablename__ = "platform_changes"
-    __table_args__ = (Index("ix_platform_changes_feed", "user_id", "category", "txid", "position"),)
+    __table_args__ = (
+        Index("ix_platform_changes_feed", "user_id", "category", "txid", "position"),
+        # Retention deletes by transaction id, oldest first.
+        Index("ix_platform_changes_txid", "txid"),
+    )
 
     position: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     txid: Mapped[int | None] = mapped_column(BigInteger)

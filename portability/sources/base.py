@@ -1,22 +1,28 @@
-"""The ``Source`` contract: a per-user, per-category change feed read between two watermarks.
+"""The ``Source`` contract: a per-user, per-category change feed read between positions, and
+the current state read at one consistent position.
 
-A watermark is an integer such that every change with a feed key below it is final: no
-transaction can still add one. ``watermark()`` returns the current safe upper bound;
-``read(user, category, lo, hi)`` yields, in feed order, every change whose key ``k`` has
-``lo <= k < hi``. Because the range below the watermark never changes again, reading the same
-range twice yields the same changes in the same order -- which is what lets a retried export
-rewrite byte-identical parts under the same object keys.
+A position (``portability.sources.position.Position``) is a snapshot of the feed's writers.
+``position()`` returns the current one; ``read_changes(user, category, a, b)`` yields, in feed
+order, every change whose transaction is visible in ``b`` and not in ``a``. A committed
+snapshot never changes, so reading the same pair twice yields the same changes in the same
+order -- which is what lets a retried export rewrite byte-identical parts under the same keys.
+
+``read_state(user, category)`` opens a consistent read of the user's current records (one
+upsert line each, deletes simply absent) together with the position it was taken at: a stream
+that replays the state and then reads changes from that position loses and doubles nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from portability.categories import Category
+from portability.sources.position import Position
 
-__all__ = ["TOMBSTONE_END", "ChangeBatch", "Source"]
+__all__ = ["TOMBSTONE_END", "ChangeBatch", "Source", "StateRead"]
 
 
 #: A tombstone line ends with this (``records.change_line`` always puts ``data`` last); an
@@ -52,23 +58,40 @@ class ChangeBatch:
         return self.records
 
 
+@dataclass(frozen=True)
+class StateRead:
+    """An open read of a user's current records in one category, taken at ``position``."""
+
+    position: Position
+    batches: Iterator[ChangeBatch]
+
+
 @runtime_checkable
 class Source(Protocol):
-    def watermark(self) -> int:
-        """The exclusive upper bound below which the feed is final right now."""
+    def position(self) -> Position:
+        """The feed's position now: every change it makes visible is final."""
         ...
 
-    def read(
+    def read_changes(
         self,
         user_id: str,
         category: Category,
-        from_watermark: int,
-        to_watermark: int,
+        since: Position,
+        until: Position,
         batch_size: int,
-    ) -> Iterator[ChangeBatch]:
-        """Yield the changes with ``from_watermark <= key < to_watermark``, in order, batched.
+    ) -> Generator[ChangeBatch, None, None]:
+        """Yield the changes visible in ``until`` and not in ``since``, in feed order, batched.
 
-        Memory use is bounded by ``batch_size``: implementations stream (server-side cursor,
-        keyset pagination), never load the whole range.
+        Memory use is bounded by ``batch_size``: implementations stream (COPY, keyset pages),
+        never load the whole range. The cost follows the changes read, not the feed's size.
+        """
+        ...
+
+    def read_state(
+        self, user_id: str, category: Category, batch_size: int
+    ) -> AbstractContextManager[StateRead]:
+        """Open a consistent read of the current records (upsert lines) and its position.
+
+        The batches are valid while the context is open; memory is bounded by ``batch_size``.
         """
         ...

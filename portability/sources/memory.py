@@ -2,22 +2,24 @@
 
 Like PostgreSQL, each write belongs to a transaction that takes an id when it begins and a
 position per change as it writes; changes become visible only when their transaction commits,
-and the watermark is the oldest transaction still open (or the next id). So a test can hold a
-transaction open, commit a later one, and watch the watermark refuse to pass the first::
+and a position is a snapshot: the open transactions and the next id. So a test can hold a
+transaction open, commit a later one, and watch the later one be delivered first and the
+earlier one by the next delivery::
 
     source = MemorySource()
     slow = source.begin()
     slow.upsert("u1", Category.POSTS, "p1", {...})    # lower txid, lower position
     source.upsert("u1", Category.POSTS, "p2", {...})  # its own transaction, committed
-    assert source.watermark() == slow.txid            # p2 is not readable yet
-    slow.commit()
+    first = source.position()                         # sees p2, not p1 (slow is in flight)
+    slow.commit()                                     # p1 is delivered after ``first``
 """
 
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left, insort
-from collections.abc import Iterator
+from bisect import insort
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -27,7 +29,8 @@ from portability.categories import Category
 from portability.db.base import utcnow
 from portability.errors import ConflictError, ValidationError
 from portability.records import Op, change_line
-from portability.sources.base import ChangeBatch, Source
+from portability.sources.base import ChangeBatch, Source, StateRead
+from portability.sources.position import Position
 
 __all__ = ["MemorySource", "MemoryTransaction"]
 
@@ -181,34 +184,57 @@ class MemorySource(Source):
 
     # -- Source ----------------------------------------------------------------------------
 
-    def watermark(self) -> int:
+    def position(self) -> Position:
         with self._lock:
-            return min(self._open) if self._open else self._next_txid
+            xmin = min(self._open) if self._open else self._next_txid
+            return Position(xmin, self._next_txid, tuple(sorted(self._open)))
 
-    def read(
+    def read_changes(
         self,
         user_id: str,
         category: Category,
-        from_watermark: int,
-        to_watermark: int,
+        since: Position,
+        until: Position,
         batch_size: int,
-    ) -> Iterator[ChangeBatch]:
+    ) -> Generator[ChangeBatch, None, None]:
         if batch_size < 1:
             raise ValidationError(f"batch size must be at least 1, not {batch_size}")
         key = (user_id, Category(category).value)
-        cursor = (from_watermark, 0)
-        while True:
-            with self._lock:
-                feed = self._feeds.get(key, [])
-                start = bisect_left(feed, cursor, key=lambda c: (c.txid, c.position))
-                page = [c for c in feed[start : start + batch_size] if c.txid < to_watermark]
-            if not page:
-                return
+        with self._lock:
+            # Committed changes only are in the feed; pick those ``until`` sees and ``since``
+            # did not, in feed order (a copy: later commits may insert into the list).
+            wanted = [
+                c for c in self._feeds.get(key, ()) if until.sees(c.txid) and not since.sees(c.txid)
+            ]
+        for start in range(0, len(wanted), batch_size):
             self.reads += 1
-            yield ChangeBatch.from_lines([c.line for c in page])
-            if len(page) < batch_size:
-                return
-            cursor = (page[-1].txid, page[-1].position + 1)
+            yield ChangeBatch.from_lines([c.line for c in wanted[start : start + batch_size]])
+
+    @contextmanager
+    def read_state(self, user_id: str, category: Category, batch_size: int) -> Iterator[StateRead]:
+        if batch_size < 1:
+            raise ValidationError(f"batch size must be at least 1, not {batch_size}")
+        key = (user_id, Category(category).value)
+        with self._lock:
+            position = Position(
+                min(self._open) if self._open else self._next_txid,
+                self._next_txid,
+                tuple(sorted(self._open)),
+            )
+            latest: dict[str, _Change] = {}
+            for change in self._feeds.get(key, ()):
+                if change.is_delete:
+                    latest.pop(change.record_id, None)
+                else:
+                    latest[change.record_id] = change
+        lines = [change.line for change in latest.values()]
+
+        def batches() -> Iterator[ChangeBatch]:
+            for start in range(0, len(lines), batch_size):
+                self.reads += 1
+                yield ChangeBatch.from_lines(lines[start : start + batch_size])
+
+        yield StateRead(position, batches())
 
     # -- internals -------------------------------------------------------------------------
 

@@ -1,9 +1,8 @@
-"""Promise 2, "nothing skipped", on real PostgreSQL: commits out of order never lose a change.
+"""Promise 2, "nothing skipped, nothing stalled", on real PostgreSQL.
 
-Transaction ids are cluster-wide, so another session's open transaction may hold the watermark
-lower than these tests expect; every "after commit" read therefore waits until the watermark has
-passed the txids involved (a condition, not a sleep), and every assertion holds for any lower
-watermark too.
+Positions are snapshots: a read from one position to the next holds exactly the transactions
+that committed in between, whatever order they started in, and an open transaction that
+wrote nothing to the feed -- here or in another database of the server -- delays nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from portability.errors import ConflictError
 from portability.platform.store import current_state, write_changes
 from portability.sources.base import ChangeBatch
 from portability.sources.sql import SqlChangeFeed
-from tests.fixtures.platform import make_record, read_all
+from tests.fixtures.platform import ORIGIN, make_record, read_all
 
 pytestmark = pytest.mark.services
 
@@ -64,19 +63,11 @@ def feed_keys(engine: Engine, record_id: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def watermark_above(source: SqlChangeFeed, txid: int, timeout: float = 30.0) -> int:
-    deadline = time.monotonic() + timeout
-    while (mark := source.watermark()) <= txid:
-        assert time.monotonic() < deadline, f"watermark {mark} stuck at or below {txid}"
-        time.sleep(0.01)
-    return mark
-
-
 def record_ids(lines: list[str]) -> list[str]:
     return [orjson.loads(line)["id"] for line in lines]
 
 
-def test_earlier_transaction_committing_late_is_read_after_it_commits(
+def test_earlier_transaction_committing_late_is_read_once_after_it_commits(
     pg_engine: Engine, source: SqlChangeFeed, held: Connection
 ) -> None:
     upsert(held, "pA")  # A: lower txid, lower position, still open
@@ -86,29 +77,27 @@ def test_earlier_transaction_committing_late_is_read_after_it_commits(
     txid_b, _ = feed_keys(pg_engine, "pB")
     assert txid_a < txid_b
 
-    first = source.watermark()
-    assert first <= txid_a, "the watermark passed a transaction still in flight"
-    before = read_all(source, U1, POSTS, 0, first)
-
+    first = source.position()
+    before = read_all(source, U1, POSTS, None, first)
     held.commit()
-    second = watermark_above(source, txid_b)
+    second = source.position()
     after = read_all(source, U1, POSTS, first, second)
+    third = source.position()
 
-    assert record_ids(before) == []
-    assert record_ids(after) == ["pA", "pB"]
-    assert sorted(record_ids(before + after)) == ["pA", "pB"]  # each exactly once
+    assert record_ids(before) == ["pB"]  # B is not held back by A
+    assert record_ids(after) == ["pA"]  # A arrives with the next read, once
+    assert read_all(source, U1, POSTS, second, third) == []
 
 
-def test_lower_txid_writing_a_higher_position_is_still_read_in_txid_order(
+def test_lower_txid_writing_a_higher_position_is_read_once_after_it_commits(
     pg_engine: Engine, source: SqlChangeFeed, held: Connection
 ) -> None:
     upsert(held, "early", user_id="u000002")  # A takes its txid now, with an unrelated write
     txid_a = txid_of(held)
     with pg_engine.begin() as conn_b:
         upsert(conn_b, "pB")
-    first = source.watermark()
-    assert first <= txid_a
-    before = read_all(source, U1, POSTS, 0, first)
+    first = source.position()
+    before = read_all(source, U1, POSTS, None, first)
 
     upsert(held, "pA")  # A's change gets a position after B's, but A's lower txid
     held.commit()
@@ -116,19 +105,18 @@ def test_lower_txid_writing_a_higher_position_is_still_read_in_txid_order(
     txid_a_row, position_a = feed_keys(pg_engine, "pA")
     assert (txid_a_row, txid_a < txid_b, position_a > position_b) == (txid_a, True, True)
 
-    second = watermark_above(source, txid_b)
-    after = read_all(source, U1, POSTS, first, second)
+    after = read_all(source, U1, POSTS, first, source.position())
 
-    assert record_ids(before) == []
-    assert record_ids(after) == ["pA", "pB"]
+    assert record_ids(before) == ["pB"]
+    assert record_ids(after) == ["pA"]
 
 
 def test_every_change_is_seen_exactly_once_across_interleaved_reads(
     pg_engine: Engine, source: SqlChangeFeed
 ) -> None:
     """Three writers commit in the reverse of their start order while the reader keeps up."""
-    seen: list[str] = []
-    mark = 0
+    seen: list[list[str]] = []
+    mark = source.position()
     open_txs = []
     for name in ("t1", "t2", "t3"):
         conn = pg_engine.connect()
@@ -138,33 +126,43 @@ def test_every_change_is_seen_exactly_once_across_interleaved_reads(
     try:
         for conn in reversed(open_txs):
             conn.commit()
-            new_mark = source.watermark()
-            seen += record_ids(read_all(source, U1, POSTS, mark, new_mark))
+            new_mark = source.position()
+            seen.append(record_ids(read_all(source, U1, POSTS, mark, new_mark)))
             mark = new_mark
     finally:
         for conn in open_txs:
             conn.close()
-    top = max(feed_keys(pg_engine, name)[0] for name in ("t1", "t2", "t3"))
-    final = watermark_above(source, top)
-    seen += record_ids(read_all(source, U1, POSTS, mark, final))
 
-    assert sorted(seen) == ["t1", "t2", "t3"]
-    assert seen == ["t1", "t2", "t3"]  # feed order is start (txid) order
+    assert seen == [["t3"], ["t2"], ["t1"]]  # each as soon as it commits, exactly once
 
 
 def test_rolled_back_changes_never_appear(
     pg_engine: Engine, source: SqlChangeFeed, held: Connection
 ) -> None:
+    start = source.position()
     upsert(held, "ghost")
-    txid = txid_of(held)
+    during = source.position()
     held.rollback()
     with pg_engine.begin() as conn:
         upsert(conn, "real")
-    top, _ = feed_keys(pg_engine, "real")
+    now = source.position()
 
-    mark = watermark_above(source, max(txid, top))
+    assert record_ids(read_all(source, U1, POSTS, start, during)) == []
+    assert record_ids(read_all(source, U1, POSTS, during, now)) == ["real"]
 
-    assert record_ids(read_all(source, U1, POSTS, 0, mark)) == ["real"]
+
+def test_open_transactions_that_wrote_nothing_to_the_feed_delay_no_read(
+    pg_engine: Engine, source: SqlChangeFeed, held: Connection, foreign_transaction: int
+) -> None:
+    txid_of(held)  # an id taken in the platform database, nothing written to the feed
+    start = source.position()
+    with pg_engine.begin() as conn:
+        upsert(conn, "p1")
+    now = source.position()
+
+    if foreign_transaction > 0:
+        assert foreign_transaction in now.xip  # still open in the other database
+    assert record_ids(read_all(source, U1, POSTS, start, now)) == ["p1"]
 
 
 def test_abandoning_a_read_returns_its_connection(pg_engine: Engine, source: SqlChangeFeed) -> None:
@@ -175,34 +173,30 @@ def test_abandoning_a_read_returns_its_connection(pg_engine: Engine, source: Sql
             POSTS,
             upserts={f"p{n}": make_record(POSTS, f"p{n}", U1) for n in range(10)},
         )
-    top, _ = feed_keys(pg_engine, "p0")
-    mark = watermark_above(source, top)
+    mark = source.position()
 
-    reader = cast(Generator[ChangeBatch, None, None], source.read(U1, POSTS, 0, mark, 2))
+    reader = cast(
+        Generator[ChangeBatch, None, None], source.read_changes(U1, POSTS, ORIGIN, mark, 2)
+    )
     assert len(next(reader)) == 2
     assert pg_engine.pool.checkedout() == 1  # type: ignore[attr-defined]
     reader.close()
 
     assert pg_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
-    assert read_all(source, U1, POSTS, 0, mark) != []
+    assert read_all(source, U1, POSTS, None, mark) != []
 
 
 # -- the feed replays to the state, whatever the commit order -------------------------------
 
 
-def replay(source: SqlChangeFeed, mark: int, category: Category = POSTS) -> dict[str, object]:
+def replay(source: SqlChangeFeed, category: Category = POSTS) -> dict[str, object]:
     state: dict[str, object] = {}
-    for record in map(orjson.loads, read_all(source, U1, category, 0, mark)):
+    for record in map(orjson.loads, read_all(source, U1, category, None, source.position())):
         if record["op"] == "delete":
             state.pop(record["id"], None)
         else:
             state[record["id"]] = record["data"]
     return state
-
-
-def top_txid(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return int(conn.exec_driver_sql("SELECT max(txid) FROM platform_changes").scalar_one())
 
 
 def test_older_transaction_overwriting_a_newer_committed_change_is_refused(
@@ -226,8 +220,7 @@ def test_older_transaction_overwriting_a_newer_committed_change_is_refused(
             conn, U1, POSTS, upserts={"p1": make_record(POSTS, "p1", caption="older #test")}
         )
 
-    mark = watermark_above(source, top_txid(pg_engine))
-    assert replay(source, mark) == current_state(pg_engine, U1, POSTS)
+    assert replay(source) == current_state(pg_engine, U1, POSTS)
     assert current_state(pg_engine, U1, POSTS)["p1"]["caption"] == "older #test"
 
 
@@ -268,9 +261,8 @@ def test_newer_writer_waiting_on_an_older_ones_row_lock_is_ordered_after_it(
     thread.join(timeout=30)
 
     assert not thread.is_alive() and errors == []
-    mark = watermark_above(source, top_txid(pg_engine))
     assert current_state(pg_engine, U1, POSTS)["p1"]["caption"] == "second"
-    assert replay(source, mark) == current_state(pg_engine, U1, POSTS)
+    assert replay(source) == current_state(pg_engine, U1, POSTS)
 
 
 def wait_until_blocked_on_a_lock(engine: Engine, timeout: float = 30.0) -> None:

@@ -18,9 +18,8 @@ from portability.db.engine import make_engine
 from portability.destinations.s3 import S3Destination
 from portability.manifest import manifest_key
 from portability.platform.mutate import mutate
-from portability.platform.store import current_state
 from portability.settings import Settings
-from tests.fixtures.transfers import delivered_lines, manifests
+from tests.fixtures.transfers import delivered_lines, expected_state, manifests
 from tests.fixtures.workers import wait_until
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -92,16 +91,17 @@ def test_a_consumer_rebuilds_the_users_data_from_the_bucket_alone(
     with SqliteStore(str(tmp_path / "consumer.db")) as store:
         first = consume(developer_bucket, store, prefix=transfer.prefix)
         local = {
-            c: {rid: data for rid, _at, data in store.records(c, transfer.user_id)}
+            c: {rid: data for rid, _at, data in store.records(c, transfer.pseudonym)}
             for c in CATEGORIES
         }
         again = consume(developer_bucket, store, prefix=transfer.prefix)
         local_again = {
-            c: {rid: data for rid, _at, data in store.records(c, transfer.user_id)}
+            c: {rid: data for rid, _at, data in store.records(c, transfer.pseudonym)}
             for c in CATEGORIES
         }
 
-    platform = {c: current_state(engine, transfer.user_id, c) for c in CATEGORIES}
+    # The platform's current state as the app sees it: user ids replaced by its pseudonyms.
+    platform = {c: expected_state(transfer, c) for c in CATEGORIES}
     assert first.ok and first.problems == []
     assert {c: len(v) for c, v in local.items()} == {c: len(v) for c, v in platform.items()}
     assert local == platform

@@ -17,7 +17,7 @@ from portability.destinations.s3 import S3Destination
 from portability.platform.mutate import mutate
 from portability.registry import create_schedule
 from portability.settings import Settings
-from tests.fixtures.transfers import delivered_lines, feed_lines, last_watermark
+from tests.fixtures.transfers import assert_consumer_exact, assert_exactly_once
 from tests.fixtures.workers import wait_until
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -85,10 +85,8 @@ def test_a_worker_killed_mid_run_is_redelivered_and_completes_exactly_once(
     )
 
     assert _status(engine, run_id) == RunStatus.SUCCEEDED
-    stream = transfer.stream("activity")
-    assert delivered_lines(destination, stream) == feed_lines(
-        engine, transfer.user_id, "activity", last_watermark(destination, stream)
-    )
+    assert_exactly_once(transfer, ["activity"])
+    assert_consumer_exact(transfer, ["activity"])
     with engine.connect() as conn:
         attempts = conn.execute(
             text("SELECT attempts FROM runs WHERE id = :i"), {"i": run_id}
@@ -178,4 +176,122 @@ def test_beat_and_a_worker_on_the_embedded_default_carry_a_schedule_through_two_
         ).scalar_one()
     assert next_run is not None
     assert second_records == 4
+    engine.dispose()
+
+
+def _run_row(engine, run_id: int) -> tuple[str, int, str | None, str | None]:
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT status, attempts, failure_reason, last_error FROM runs WHERE id = :i"),
+            {"i": run_id},
+        ).one()
+    return row[0], row[1], row[2], row[3]
+
+
+def _positions(engine, authorization_id: int) -> dict[str, tuple[str | None, int]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT category, position, sequence FROM streams WHERE authorization_id = :a"),
+            {"a": authorization_id},
+        )
+        return {category: (position, sequence) for category, position, sequence in rows}
+
+
+@pytest.fixture
+def slow_env(worker_env):
+    """Small batches and parts (a run lasts long enough to be killed in the middle), and no
+    help from the reconciler or the broker's visibility timeout: a recovery must come from
+    the worker itself."""
+    return dict(
+        worker_env,
+        PORTABILITY_EXPORT_BATCH_SIZE="50",
+        PORTABILITY_EXPORT_PART_MAX_RECORDS="100",
+        PORTABILITY_VISIBILITY_TIMEOUT="3600",
+        PORTABILITY_RECONCILE_AFTER_SECONDS="3600",
+    )
+
+
+def _activity_transfer(make_transfer, engine, env, s3_endpoint, make_bucket, records: int):
+    settings = Settings(
+        encryption_key=env["PORTABILITY_ENCRYPTION_KEY"], data_dir=Path(env["PORTABILITY_DATA_DIR"])
+    )
+    bucket = make_bucket(s3_endpoint)
+    return make_transfer(
+        engine,
+        _destination(s3_endpoint, bucket),
+        records=records,
+        categories="activity",
+        settings=settings,
+        bucket=bucket,
+        endpoint_url=s3_endpoint.endpoint_url,
+        access_key_id=s3_endpoint.access_key_id,
+        secret_access_key=s3_endpoint.secret_access_key,
+    )
+
+
+def test_a_pool_process_killed_mid_run_is_taken_over_without_the_reconciler(
+    pg_url, slow_env, start_worker, make_transfer, s3_endpoint, make_bucket
+):
+    engine = make_engine(pg_url)
+    transfer = _activity_transfer(make_transfer, engine, slow_env, s3_endpoint, make_bucket, 20_000)
+    run_id = transfer.new_run()
+    worker = start_worker(env=slow_env)
+    _enqueue(slow_env, run_id)
+    wait_until(
+        lambda: any("/parts/" in o.key for o in transfer.destination.list_objects("")),
+        timeout=60,
+        what="the first part to be written",
+    )
+
+    worker.kill_children()
+    wait_until(
+        lambda: _status(engine, run_id) in {"succeeded", "failed", "cancelled"},
+        timeout=60,  # the 3 s lease plus a redelivery: no 3600 s timeout or reconciler
+        what="the run to be taken over and finished",
+    )
+
+    status, attempts, _reason, _error = _run_row(engine, run_id)
+    assert (status, attempts) == ("succeeded", 2)
+    assert_exactly_once(transfer, ["activity"])
+    assert_consumer_exact(transfer, ["activity"])
+    engine.dispose()
+
+
+def test_a_run_whose_worker_dies_every_time_fails_after_its_attempts_and_keeps_its_position(
+    pg_url, slow_env, start_worker, make_transfer, s3_endpoint, make_bucket
+):
+    from portability.runs import rerun
+    from portability.streams import request_replay
+
+    engine = make_engine(pg_url)
+    transfer = _activity_transfer(make_transfer, engine, slow_env, s3_endpoint, make_bucket, 8000)
+    worker = start_worker(env=slow_env)
+    first = transfer.new_run()
+    _enqueue(slow_env, first)
+    wait_until(lambda: _status(engine, first) == "succeeded", timeout=90, what="the first run")
+    with transfer.runtime.sessions.begin() as session:  # a long delivery: a full replay
+        request_replay(session, app_id=None, authorization_id=transfer.authorization_id)
+    before = _positions(engine, transfer.authorization_id)
+
+    doomed = transfer.new_run(max_attempts=2)
+    _enqueue(slow_env, doomed)
+    for attempt in (1, 2):
+        wait_until(
+            lambda n=attempt: _run_row(engine, doomed)[:2] == ("running", n),
+            timeout=60,
+            what=f"attempt {attempt} to start",
+        )
+        worker.kill_children()
+    wait_until(lambda: _status(engine, doomed) == "failed", timeout=60, what="the run to fail")
+
+    status, attempts, reason, error = _run_row(engine, doomed)
+    assert (status, attempts, reason) == ("failed", 3, "internal")  # the third claim gives up
+    assert "worker died or timed out 2 times" in (error or "")
+    assert _positions(engine, transfer.authorization_id) == before
+    with transfer.runtime.sessions.begin() as session:
+        again = rerun(session, doomed).id
+    _enqueue(slow_env, again)
+    wait_until(lambda: _status(engine, again) == "succeeded", timeout=90, what="the re-run")
+    assert_exactly_once(transfer, ["activity"])
+    assert_consumer_exact(transfer, ["activity"])
     engine.dispose()

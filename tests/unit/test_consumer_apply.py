@@ -21,7 +21,7 @@ from portability.consumer import (
 from portability.consumer._apply import apply_manifest
 from portability.consumer._fetch import PartFetcher
 from portability.errors import ConflictError
-from portability.manifest import CheckpointRange, PartEntry
+from portability.manifest import PartEntry, PositionRange
 from tests.fixtures.consumer import PREFIX, expected_state, state
 from tests.fixtures.exports import changes, record_data
 
@@ -84,7 +84,7 @@ def test_a_fresh_process_resumes_from_the_stored_position(bucket, tmp_path, stre
 
     assert [a.sequence for a in report.applied] == [2]
     assert position is not None
-    assert (position.sequence, position.checkpoint_to) == (2, 25)
+    assert (position.sequence, position.position_to) == (2, "25:25:")
 
 
 def test_applying_a_manifest_that_is_already_applied_changes_nothing(bucket, store, stream):
@@ -246,7 +246,9 @@ def test_an_upsert_whose_data_is_not_an_object_is_refused(bucket, store, stream)
     manifest = stream.delivered[0].manifest.model_copy(
         update={
             "sequence": 2,
-            "checkpoint": CheckpointRange(from_=3, to=4),
+            "position": PositionRange(from_="3:3:", to="4:4:"),
+            "reset": False,
+            "replay_reason": None,
             "parts": [part],
             "records": 1,
             "bytes": len(body),
@@ -256,7 +258,7 @@ def test_an_upsert_whose_data_is_not_an_object_is_refused(bucket, store, stream)
 
     report = consume(bucket, store, prefix=PREFIX)
 
-    assert [(p.kind, p.key) for p in report.problems] == [("integrity", key)]
+    assert [(p.kind, p.key) for p in report.problems] == [("integrity", key)], report.problems
     assert "line 1" in report.problems[0].message
     assert store.position(StreamId("u1", "posts", 1)).sequence == 1
 

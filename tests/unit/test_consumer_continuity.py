@@ -54,7 +54,10 @@ def test_a_checkpoint_range_that_does_not_continue_the_previous_one_is_a_gap(buc
     report = consume(bucket, store, prefix=PREFIX)
 
     assert [(p.kind, p.key) for p in report.problems] == [("gap", jumped.key)]
-    assert "starts at 15, the previous manifest ended at 10" in report.problems[0].message
+    assert (
+        "starts at position 15:15:, the previous manifest ended at 10:10:"
+        in report.problems[0].message
+    )
     assert ids(store) == id_range(0, 10)
 
 
@@ -84,7 +87,7 @@ def test_a_reset_manifest_replaces_what_is_held_for_the_user_and_category(bucket
     assert report.ok, report.problems
     assert [(a.sequence, a.is_full_replay) for a in report.applied] == [(2, True)]
     assert ids(store) == id_range(10, 15)
-    assert store.position(STREAM).checkpoint_to == replay.manifest.checkpoint.to
+    assert store.position(STREAM).position_to == replay.manifest.position.to
 
 
 def test_a_reset_manifest_heals_a_gap_before_it(bucket, store, stream):

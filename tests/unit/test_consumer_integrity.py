@@ -159,7 +159,7 @@ def test_a_manifest_listing_a_part_of_another_user_is_refused(bucket, store, str
 def test_a_manifest_that_contradicts_its_key_is_refused(bucket, store, stream):
     delivered = stream.deliver(list(changes("posts", "u1", 5)))
     bucket.objects[delivered.key] = delivered.manifest.model_copy(
-        update={"user_id": "someone-else"}
+        update={"user": "someone-else"}
     ).to_json()
 
     report = consume(bucket, store, prefix=PREFIX)

@@ -7,7 +7,7 @@ from sqlalchemy import text
 from portability.db.models import RunStatus
 from portability.destinations.memory import MemoryDestination
 from portability.platform.mutate import mutate
-from tests.fixtures.transfers import assert_exactly_once, run_to_end
+from tests.fixtures.transfers import assert_consumer_exact, assert_exactly_once, run_to_end
 
 
 def test_sqlite_delivers_a_first_and_an_incremental_run_exactly_once(sqlite_engine, make_transfer):
@@ -20,6 +20,7 @@ def test_sqlite_delivers_a_first_and_an_incremental_run_exactly_once(sqlite_engi
 
     assert transfer.run(second).records == 12
     assert_exactly_once(transfer)
+    assert_consumer_exact(transfer)
 
 
 def test_a_run_with_nothing_new_writes_nothing_and_leaves_no_delivery_pending(
@@ -39,6 +40,6 @@ def test_a_run_with_nothing_new_writes_nothing_and_leaves_no_delivery_pending(
             text("SELECT DISTINCT status FROM run_categories WHERE run_id = :id"), {"id": again}
         ).scalars()
         pending = conn.execute(
-            text("SELECT count(*) FROM checkpoints WHERE planned_sequence > sequence")
+            text("SELECT count(*) FROM streams WHERE planned_sequence > sequence")
         ).scalar_one()
     assert (set(statuses), pending) == ({"empty"}, 0)

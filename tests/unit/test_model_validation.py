@@ -19,9 +19,9 @@ from portability.db.models import (
     Access,
     AppStatus,
     Authorization,
-    Checkpoint,
     Destination,
     Schedule,
+    Stream,
 )
 from portability.errors import ValidationError
 from portability.platform.store import write_changes
@@ -105,7 +105,7 @@ def test_grant_with_unknown_category_is_refused() -> None:
 
 def test_checkpoint_with_unknown_category_is_refused() -> None:
     with pytest.raises(ValidationError, match="unknown category 'likes'"):
-        Checkpoint(category="likes")
+        Stream(category="likes")
 
 
 # -- schedules -------------------------------------------------------------------------------

@@ -117,8 +117,8 @@ def test_the_manifest_schema_names_exactly_the_fields_of_the_manifest_model():
     assert set(schema["required"]) == set(model["properties"])
     part = model["$defs"]["PartEntry"]["properties"]
     assert set(schema["properties"]["parts"]["items"]["properties"]) == set(part)
-    checkpoint = model["$defs"]["CheckpointRange"]["properties"]
-    assert set(schema["properties"]["checkpoint"]["properties"]) == set(checkpoint)
+    position = model["$defs"]["PositionRange"]["properties"]
+    assert set(schema["properties"]["position"]["properties"]) == set(position)
 
 
 def _drop(path: tuple[str, ...]):
@@ -197,10 +197,10 @@ def test_a_tombstone_that_carries_data_fails_its_schema():
 
 
 BROKEN_MANIFESTS = {
-    "field removed": _drop(("checkpoint",)),
+    "field removed": _drop(("position",)),
     "field added": _set(("prefix",), "exports"),
     "newer schema version": _set(("schema_version",), SCHEMA_VERSION + 1),
-    "checkpoint renamed": _rename(("checkpoint", "from"), "from_"),
+    "position renamed": _rename(("position", "from"), "from_"),
     "sequence zero": _set(("sequence",), 0),
     "unknown compression": _set(("compression",), "brotli"),
     "part digest in upper case": lambda doc: doc["parts"][0].update(sha256="A" * 64),
