@@ -21,6 +21,7 @@ __all__ = [
     "Data",
     "activity_check",
     "check_record_id",
+    "in_published_order",
     "message_check",
     "post_check",
     "profile_check",
@@ -179,6 +180,23 @@ def message_check(user_id: str, record_id: str, d: Data) -> None:
         )
     _require_timestamp(d, "sent_at", "direct_messages")
     _require_timestamp(d, "edited_at", "direct_messages")
+
+
+_PUBLISHED_ORDER: dict[str, tuple[str, ...]] = {
+    "profile": tuple(_PROFILE_FIELDS),
+    "posts": tuple(_POST_FIELDS),
+    "activity": tuple(_ACTIVITY_FIELDS),
+    "direct_messages": tuple(_MESSAGE_FIELDS),
+}
+
+
+def in_published_order(category: str, d: Data) -> Data:
+    """``d`` (already checked) with its fields in the order the schema lists them.
+
+    Delivered lines keep their data keys in this order, so that per-app pseudonyms can be put
+    into pre-rendered lines without parsing them (``portability.pseudonyms``).
+    """
+    return {name: d[name] for name in _PUBLISHED_ORDER[category]}
 
 
 def _same_id(record_id: str, d: Data, category: str) -> None:
