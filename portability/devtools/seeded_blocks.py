@@ -25,15 +25,22 @@ class SeededBlocks:
     blocks: dict[str, dict[Category, bytes]]
 
 
-def seeded_blocks(users: int, records_per_user: int, seed: int = 42) -> SeededBlocks:
-    """Users ``u000001``... with their records, as ``seed(users=..., ...)`` would store them."""
+def seeded_blocks(
+    users: int, records_per_user: int, seed: int = 42, *, owners: int | None = None
+) -> SeededBlocks:
+    """Users ``u000001``... with their records, as ``seed(users=..., ...)`` would store them.
+
+    ``owners`` (default all) limits whose records are made: the other users still exist as the
+    peers, follows and post authors of those.
+    """
     user_ids = tuple(f"u{n:06d}" for n in range(1, users + 1))
     plans = [plan_user(user_id, seed, (["DE"], [1.0])) for user_id in user_ids]
     end_us = int(DEFAULT_NOW.timestamp() * 1_000_000)
+    generator = Generator(plans, records_per_user, end_us, seed)
+    generator.plans = plans[:owners]
+    user_ids = user_ids[:owners]
     lines: dict[str, dict[Category, list[str]]] = {u: {c: [] for c in Category} for u in user_ids}
-    for user_id, category, record_id, changed_at, data in Generator(
-        plans, records_per_user, end_us, seed
-    ).records():
+    for user_id, category, record_id, changed_at, data in generator.records():
         lines[user_id][category].append(fast_change_line(record_id, Op.UPSERT, changed_at, data))
     blocks = {
         user_id: {c: "".join(f"{line}\n" for line in by[c]).encode() for c in Category}

@@ -116,6 +116,16 @@ def test_a_pseudonym_is_a_short_lower_case_record_id(user_id):
     assert re.match(PSEUDONYM_PATTERN, pseudonym(KEY, APP, user_id))
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    key=st.binary(max_size=100),
+    app_id=st.integers(0, 2**63),
+    user_id=st.text(min_size=1, max_size=64),
+)
+def test_a_pseudonymizer_computes_exactly_the_documented_pseudonym(key, app_id, user_id):
+    assert Pseudonymizer(key, app_id, "u1").pseudonym_of(user_id) == pseudonym(key, app_id, user_id)
+
+
 def test_the_owner_pseudonym_is_the_users_pseudonym_for_that_app():
     assert Pseudonymizer(KEY, APP, "u000001").owner_pseudonym == pseudonym(KEY, APP, "u000001")
 
@@ -309,6 +319,24 @@ def test_a_peer_id_with_json_escapes_becomes_the_pseudonym_of_the_decoded_id(pee
     out = orjson.loads(Pseudonymizer(KEY, APP, "u1").rewrite("direct_messages", body))
 
     assert out["data"]["peer_user_id"] == out["data"]["sender_id"] == pseudonym(KEY, APP, peer)
+
+
+def test_a_message_block_rewritten_with_its_upsert_count_equals_the_one_counted(population):
+    owner = population.user_ids[3]
+    body = population.blocks[owner][Category.DIRECT_MESSAGES]
+    told = Pseudonymizer(KEY, APP, owner).rewrite(
+        "direct_messages", body, upserts=body.count(b"\n")
+    )
+
+    assert told == Pseudonymizer(KEY, APP, owner).rewrite("direct_messages", body)
+
+
+def test_an_irregular_message_is_caught_with_the_upsert_count_given():
+    message = make_record("direct_messages", "m1", "u1", peer_user_id="u2", sender_id="u2")
+    body = block(("m0", message), ("m1", dict(reversed(message.items()))))
+    out = Pseudonymizer(KEY, APP, "u1").rewrite("direct_messages", body, upserts=2)
+
+    assert out == reference(Category.DIRECT_MESSAGES, body, "u1")
 
 
 def test_an_empty_block_stays_empty():
