@@ -151,6 +151,8 @@ _ACTIVITY_FIELDS: dict[str, type | tuple[type, ...]] = {
 def activity_check(user_id: str, record_id: str, d: Data) -> None:
     _require(d, _ACTIVITY_FIELDS, "activity")
     _same_id(record_id, d, "activity")
+    if d["kind"] == "follow" and d["target"] is not None:
+        check_record_id(d["target"], "activity follow target (a user id)")
     if d["kind"] not in ACTIVITY_KINDS:
         raise ValidationError(
             f"activity field kind {d['kind']!r} must be one of {', '.join(sorted(ACTIVITY_KINDS))}"
@@ -174,6 +176,7 @@ _MESSAGE_FIELDS: dict[str, type | tuple[type, ...]] = {
 def message_check(user_id: str, record_id: str, d: Data) -> None:
     _require(d, _MESSAGE_FIELDS, "direct_messages")
     _same_id(record_id, d, "direct_messages")
+    check_record_id(d["peer_user_id"], "direct_messages peer_user_id")
     if d["sender_id"] not in {user_id, d["peer_user_id"]}:
         raise ValidationError(
             f"direct_messages sender {d['sender_id']!r} is neither the user nor the peer"
