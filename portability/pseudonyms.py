@@ -4,8 +4,8 @@ An app knows each user under ``pseudonym(key, app_id, user_id)``: ``p_`` and 26 
 base32 characters (128 bits) of HMAC-SHA256 over (app, platform user id), keyed with the
 ``PORTABILITY_PSEUDONYM_KEY`` secret. It is stable for one app across runs, grants and
 destinations, and unrelated between apps, so two apps cannot link one person by id. Lower-case
-base32 keeps it safe as a folder name on case-insensitive file systems, and it holds no ``0``,
-``1``, ``8`` or ``9``, so no digit-bearing platform id can hide inside one. Changing the key
+base32 keeps it safe as a folder name on case-insensitive file systems, and holding no ``0``,
+``1``, ``8`` or ``9`` it never contains an id like ``u000001`` by chance. Changing the key
 changes every pseudonym: every app would see all its users as new people. Keep it for ever.
 
 ``Pseudonymizer.rewrite`` puts pseudonyms into a pre-rendered block of JSON Lines records (a
@@ -68,10 +68,11 @@ _SENDER = b'"sender_id":"'
 _WORD_KEYS = frozenset({"op", "kind", "privacy"})
 _FORMAT_WORDS = frozenset({*(op.value for op in Op), *ACTIVITY_KINDS, *PRIVACY_LEVELS})
 _CACHE_LIMIT = 100_000
-#: Lower-case RFC 4648 base32 of every 10-bit value: two characters per look-up (the
-#: standard library's ``base64.b32encode`` is pure Python, and costs more than the HMAC).
+#: HMAC's inner and outer pads (RFC 2104) as ``bytes.translate`` tables.
 _IPAD = bytes(byte ^ 0x36 for byte in range(256))
 _OPAD = bytes(byte ^ 0x5C for byte in range(256))
+#: Lower-case RFC 4648 base32 of every 10-bit value: two characters per look-up (the
+#: standard library's ``base64.b32encode`` is pure Python, and costs more than the HMAC).
 _BASE32_PAIRS = tuple(
     a + b for a in "abcdefghijklmnopqrstuvwxyz234567" for b in "abcdefghijklmnopqrstuvwxyz234567"
 )
