@@ -111,8 +111,9 @@ def _encode(digest: bytes) -> str:
 class Pseudonymizer:
     """Rewrites the user references of one user's records for one app (see the module doc).
 
-    One per (app, user); not thread-safe (it keeps a cache). ``owner_pseudonym`` is what folder
-    names and manifests carry.
+    One per (app, user), shareable by the category threads of a run: its cache only ever holds
+    values that are the same whoever computes them. ``owner_pseudonym`` is what folder names
+    and manifests carry.
     """
 
     __slots__ = ("_cache", "_inner", "_outer", "_owner", "_quoted", "_replaced", "app_id")
