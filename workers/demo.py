@@ -11,6 +11,7 @@ carried only the changes and that the developer's copy matches the platform.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -60,7 +61,10 @@ def main() -> int:
         if base.encryption_key
         else Fernet.generate_key().decode()
     )
-    settings = Settings(data_dir=demo_dir, encryption_key=key)
+    pseudonym_key = (
+        base.pseudonym_key.get_secret_value() if base.pseudonym_key else secrets.token_urlsafe(32)
+    )
+    settings = Settings(data_dir=demo_dir, encryption_key=key, pseudonym_key=pseudonym_key)
     env = _worker_env(settings)
     say("portability demo — data portability, delivered effectively once")
     say(f"  database : {_safe_url(settings.resolved_database_url)}")
@@ -157,6 +161,7 @@ def _worker_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env["PORTABILITY_DATA_DIR"] = str(settings.data_dir)
     env["PORTABILITY_ENCRYPTION_KEY"] = settings.resolved_encryption_key().decode()
+    env["PORTABILITY_PSEUDONYM_KEY"] = settings.resolved_pseudonym_key().decode()
     return env
 
 
