@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import resource
+import secrets
 import statistics
 import subprocess
 import sys
@@ -193,7 +194,10 @@ def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
     s3 = start_seaweedfs(workdir / "s3") if args.s3 == "seaweedfs" else start_moto()
     try:
         key = Fernet.generate_key().decode()
-        settings = Settings(data_dir=workdir, database_url=url, encryption_key=key)
+        pseudonym_key = secrets.token_urlsafe(32)
+        settings = Settings(
+            data_dir=workdir, database_url=url, encryption_key=key, pseudonym_key=pseudonym_key
+        )
         engine = make_engine(url)
         upgrade(engine)
         t = time.perf_counter()
@@ -238,6 +242,7 @@ def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
         env.update(
             PORTABILITY_DATABASE_URL=url,
             PORTABILITY_ENCRYPTION_KEY=key,
+            PORTABILITY_PSEUDONYM_KEY=pseudonym_key,
             PORTABILITY_DATA_DIR=str(workdir),
         )
 

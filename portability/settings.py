@@ -7,12 +7,17 @@ edge (CLI, Celery app, tests) and passed down; nothing reads the environment any
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
+import tempfile
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from portability.categories import EEA_COUNTRIES
+from portability.errors import ValidationError
 
 __all__ = ["Settings"]
 
@@ -32,6 +37,13 @@ class Settings(BaseSettings):
     encryption_key: SecretStr | None = Field(
         default=None,
         description="Fernet key for destination credentials; default a key file under data_dir.",
+    )
+    pseudonym_key: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="Secret behind every app's user pseudonyms (HMAC-SHA256 key, 32+ "
+        "characters). Required with a database_url; never change it: every pseudonym would "
+        "change. The embedded default keeps one in data_dir/pseudonym.key.",
     )
     eligible_countries: frozenset[str] = Field(
         default=EEA_COUNTRIES, description="ISO countries whose users may grant (comma-separated)."
@@ -138,10 +150,6 @@ class Settings(BaseSettings):
         """Where the embedded filesystem broker keeps its messages."""
         return (self.data_dir / "broker").resolve()
 
-    def resolved_pseudonym_key(self) -> bytes:
-        """Placeholder: the keyed pseudonym secret (see portability.pseudonyms)."""
-        return self.resolved_encryption_key()
-
     def resolved_encryption_key(self) -> bytes:
         """The Fernet key: from settings, else a key file created once under ``data_dir``."""
         if self.encryption_key is not None:
@@ -154,3 +162,40 @@ class Settings(BaseSettings):
             key_file.write_bytes(Fernet.generate_key())
             key_file.chmod(0o600)
         return key_file.read_bytes().strip()
+
+    def resolved_pseudonym_key(self) -> bytes:
+        """The key of ``portability.pseudonyms``: from settings, else (only with the embedded
+        SQLite default) a key file created once under ``data_dir``.
+
+        A server deployment must set it: a key made up by each machine would give one user
+        different pseudonyms depending on which worker exported them.
+        """
+        if self.pseudonym_key is not None:
+            return self.pseudonym_key.get_secret_value().encode()
+        if self.database_url is not None:
+            raise ValidationError(
+                "PORTABILITY_PSEUDONYM_KEY is not set: every process that exports needs the "
+                "same secret of 32+ characters (e.g. python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'), kept for ever"
+            )
+        return _key_file(self.data_dir / "pseudonym.key")
+
+
+def _key_file(path: Path) -> bytes:
+    """The key in ``path``, created first if missing: written whole to a temporary file (mode
+    0600) and linked into place, so no reader sees half a key and two processes racing to
+    create it both end up with the first one (``os.link`` refuses to replace; ``os.replace``
+    would let the second overwrite a key the first already used)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "w") as file:  # mkstemp creates it 0600
+                file.write(secrets.token_urlsafe(32) + "\n")
+                file.flush()
+                os.fsync(file.fileno())
+            with contextlib.suppress(FileExistsError):  # another process was first: use theirs
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+    return path.read_bytes().strip()

@@ -11,11 +11,13 @@ carried only the changes and that the developer's copy matches the platform.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +65,10 @@ def main() -> int:
         if base.encryption_key
         else Fernet.generate_key().decode()
     )
-    settings = Settings(data_dir=demo_dir, encryption_key=key)
+    pseudonym_key = (
+        base.pseudonym_key.get_secret_value() if base.pseudonym_key else secrets.token_urlsafe(32)
+    )
+    settings = Settings(data_dir=demo_dir, encryption_key=key, pseudonym_key=pseudonym_key)
     env = _worker_env(settings)
     say("portability demo — data portability, delivered effectively once")
     say(f"  database : {_safe_url(settings.resolved_database_url)}")
@@ -175,6 +180,7 @@ def _worker_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env["PORTABILITY_DATA_DIR"] = str(settings.data_dir)
     env["PORTABILITY_ENCRYPTION_KEY"] = settings.resolved_encryption_key().decode()
+    env["PORTABILITY_PSEUDONYM_KEY"] = settings.resolved_pseudonym_key().decode()
     return env
 
 
@@ -301,9 +307,9 @@ def _consume_and_compare(
         again = consume(destination, store, prefix="portability")
         matches = report.ok and again.records == 0
         for category in CATEGORIES:
-            held = store.records(category.value, pseudonyms.owner)
+            held = store.records(category.value, pseudonyms.owner_pseudonym)
             local = {rid: data for rid, _at, data in held}
-            rewrite = pseudonyms.rewriter(category.value)
+            rewrite = partial(pseudonyms.rewrite, category.value)
             with engine.connect() as conn:
                 table = STATE_TABLES[category]
                 lines = conn.execute(
@@ -323,7 +329,7 @@ def _consume_and_compare(
         f"({len(report.applied)} manifests; {report.ignored_objects} unlisted objects ignored); "
         f"a second pass applied {again.records}"
     )
-    say(f"  the user is {pseudonyms.owner} to this app: no platform user id left the system")
+    say(f"  the user is {pseudonyms.owner_pseudonym} to this app: no platform user id left us")
     say(f"  local store: {store_path}")
     return matches
 

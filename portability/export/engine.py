@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import DBAPIError
@@ -191,15 +192,17 @@ def _export(
             authorization_id=grant.id,
             destination_id=dest_row.id,
             user_id=user.id,
-            user=pseudonyms.owner,
+            user=pseudonyms.owner_pseudonym,
             category=category,
             categories=categories,
-            folder=stream_prefix(dest_row.prefix, pseudonyms.owner, category.value, grant.id),
+            folder=stream_prefix(
+                dest_row.prefix, pseudonyms.owner_pseudonym, category.value, grant.id
+            ),
             compression=dest_row.compression or settings.export_compression,
             started_at=started_at,
             upper=upper,
             horizon=opened.horizon,
-            rewrite=pseudonyms.rewriter(category.value),
+            rewrite=partial(pseudonyms.rewrite, category.value),
             previous=opened.previous.get(category.value),
         )
         status, stream_id = deliver_stream(runtime, job, destination, guard, hooks)

@@ -4,10 +4,16 @@
 posts, activity and direct messages of each planned user as ``SeedRecord`` tuples, correct by
 construction (the bulk path does not check them). Every draw comes from the user's own ``Dice``
 seeded with ``(seed, user id)``, so a user's records never depend on who else is seeded.
+
+No record id, conversation id or URL embeds a user id: exports carry per-app pseudonyms
+instead of user ids (``portability.pseudonyms``), and an id built from a user id would leak it
+where no pseudonym reaches. They are opaque keyed hashes of ``(seed, user id, ...)`` instead
+(``opaque_id``), reproducible in any process.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,7 +37,7 @@ from portability.platform._vocabulary import (
 )
 from portability.platform.shapes import Data
 
-__all__ = ["Generator", "Plan", "format_micros", "plan_user", "split_counts"]
+__all__ = ["Generator", "Plan", "format_micros", "opaque_id", "plan_user", "split_counts"]
 
 _POOL = 4096
 _YEAR_US = 365 * 86_400_000_000
@@ -73,6 +79,16 @@ def format_micros(micros: int) -> str:
     return f"{day}{_CLOCK[second]}{fraction:06d}Z"
 
 
+def opaque_id(seed: int, text: str) -> str:
+    """16 hex digits of BLAKE2b keyed with the seed over ``text``: an id that reveals nothing.
+
+    Costs about 0.7 µs: only posts (whose ids other users' likes name), conversations,
+    avatars and each user's token use it; activity and message ids are the user's token and a
+    counter.
+    """
+    return hashlib.blake2b(text.encode(), digest_size=8, key=b"%d" % seed).hexdigest()
+
+
 @dataclass(frozen=True)
 class Plan:
     user_id: str
@@ -91,6 +107,7 @@ class Generator:
 
     def __init__(self, plans: list[Plan], records_per_user: int, end_us: int, seed: int):
         self.plans = plans
+        self.seed = seed
         self.counts = split_counts(records_per_user)
         self.end_us = end_us
         self.start_us = end_us - _YEAR_US
@@ -104,6 +121,20 @@ class Generator:
             kind: [activity_detail(dice, kind) for _ in range(_POOL)]
             for kind in dict.fromkeys(ACTIVITY)
         }
+        # What likes and watches point at: posts of seeded users (every user has as many
+        # posts) and of outsiders.
+        posts = max(1, self.counts[Category.POSTS])
+        self.targets = [
+            self.post_id(
+                dice.pick(self.population) if dice.chance(0.5) else _outsider(dice),
+                dice.between(1, posts + 1),
+            )
+            for _ in range(_POOL)
+        ]
+
+    def post_id(self, user_id: str, index: int) -> str:
+        """The id of ``user_id``'s ``index``-th post (from 1)."""
+        return "p" + opaque_id(self.seed, f"{user_id}:p:{index}")
 
     def records(self) -> Iterator[SeedRecord]:
         for plan in self.plans:
@@ -126,6 +157,7 @@ class Generator:
         if dice.chance(0.85):
             birth = (date(1960, 1, 1) + timedelta(days=dice.below(50 * 365))).isoformat()
         updated = format_micros(dice.between(self.start_us, self.end_us))
+        avatar = opaque_id(self.seed, f"{plan.user_id}:avatar")
         data: Data = {
             "user_id": plan.user_id,
             "username": ascii_fold(username)[:64],
@@ -133,7 +165,7 @@ class Generator:
             "bio": bio(dice),
             "avatar_url": None
             if dice.chance(0.2)
-            else f"https://cdn.example.net/avatars/{plan.user_id}.jpg",
+            else f"https://cdn.example.net/avatars/{avatar}.jpg",
             "birth_date": birth,
             "language": LANGUAGES.get(plan.country, "en"),
             "follower_count": int(dice.rng.lognormvariate(5, 2)),
@@ -145,7 +177,7 @@ class Generator:
     def _posts(self, dice: Dice, user_id: str) -> Iterator[SeedRecord]:
         last_us = self.end_us - 1
         for index, created_us in enumerate(self._times(dice, self.counts[Category.POSTS]), 1):
-            post_id = f"{user_id}-p{index:07d}"
+            post_id = self.post_id(user_id, index)
             caption, hashtags = dice.pick(self.captions)
             width, height = dice.pick(VIDEO_SIZES)
             updated_us = created_us
@@ -170,14 +202,14 @@ class Generator:
             yield (user_id, Category.POSTS, post_id, updated, data)
 
     def _activity(self, dice: Dice, user_id: str) -> Iterator[SeedRecord]:
-        population, pick, chance = self.population, dice.pick, dice.chance
+        population, targets, pick, chance = self.population, self.targets, dice.pick, dice.chance
+        token = opaque_id(self.seed, f"{user_id}:a")
         for index, at_us in enumerate(self._times(dice, self.counts[Category.ACTIVITY]), 1):
-            activity_id = f"{user_id}-a{index:07d}"
+            activity_id = f"a{token}{index:07d}"
             kind = pick(ACTIVITY)
             target: str | None = None
             if kind == "watch" or kind == "like":
-                owner = pick(population) if chance(0.5) else _outsider(dice)
-                target = f"{owner}-p{dice.between(1, 2000):07d}"
+                target = pick(targets)
             elif kind == "follow":
                 target = pick(population) if chance(0.5) else _outsider(dice)
             at = format_micros(at_us)
@@ -202,10 +234,13 @@ class Generator:
                 peers.append(peer)
         # A few close friends get most messages: rank r is picked with weight 1/r.
         ranked = tuple(p for rank, p in enumerate(peers, 1) for _ in range(max(1, 12 // rank)))
-        conversations = {p: "c-{}-{}".format(*sorted((user_id, p))) for p in peers}
+        conversations = {
+            p: "c" + opaque_id(self.seed, "{}:{}:c".format(*sorted((user_id, p)))) for p in peers
+        }
+        token = opaque_id(self.seed, f"{user_id}:m")
         last_us = self.end_us - 1
         for index, sent_us in enumerate(self._times(dice, count), 1):
-            message_id = f"{user_id}-m{index:07d}"
+            message_id = f"m{token}{index:07d}"
             peer = dice.pick(ranked)
             changed = sent = format_micros(sent_us)
             edited = None

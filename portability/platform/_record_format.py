@@ -21,6 +21,7 @@ __all__ = [
     "Data",
     "activity_check",
     "check_record_id",
+    "in_published_order",
     "message_check",
     "post_check",
     "profile_check",
@@ -150,6 +151,8 @@ _ACTIVITY_FIELDS: dict[str, type | tuple[type, ...]] = {
 def activity_check(user_id: str, record_id: str, d: Data) -> None:
     _require(d, _ACTIVITY_FIELDS, "activity")
     _same_id(record_id, d, "activity")
+    if d["kind"] == "follow" and d["target"] is not None:
+        check_record_id(d["target"], "activity follow target (a user id)")
     if d["kind"] not in ACTIVITY_KINDS:
         raise ValidationError(
             f"activity field kind {d['kind']!r} must be one of {', '.join(sorted(ACTIVITY_KINDS))}"
@@ -173,12 +176,30 @@ _MESSAGE_FIELDS: dict[str, type | tuple[type, ...]] = {
 def message_check(user_id: str, record_id: str, d: Data) -> None:
     _require(d, _MESSAGE_FIELDS, "direct_messages")
     _same_id(record_id, d, "direct_messages")
+    check_record_id(d["peer_user_id"], "direct_messages peer_user_id")
     if d["sender_id"] not in {user_id, d["peer_user_id"]}:
         raise ValidationError(
             f"direct_messages sender {d['sender_id']!r} is neither the user nor the peer"
         )
     _require_timestamp(d, "sent_at", "direct_messages")
     _require_timestamp(d, "edited_at", "direct_messages")
+
+
+_PUBLISHED_ORDER: dict[str, tuple[str, ...]] = {
+    "profile": tuple(_PROFILE_FIELDS),
+    "posts": tuple(_POST_FIELDS),
+    "activity": tuple(_ACTIVITY_FIELDS),
+    "direct_messages": tuple(_MESSAGE_FIELDS),
+}
+
+
+def in_published_order(category: str, d: Data) -> Data:
+    """``d`` (already checked) with its fields in the order the schema lists them.
+
+    Delivered lines keep their data keys in this order, so that per-app pseudonyms can be put
+    into pre-rendered lines without parsing them (``portability.pseudonyms``).
+    """
+    return {name: d[name] for name in _PUBLISHED_ORDER[category]}
 
 
 def _same_id(record_id: str, d: Data, category: str) -> None:

@@ -36,6 +36,7 @@ from portability.platform._record_format import (
     Data,
     activity_check,
     check_record_id,
+    in_published_order,
     message_check,
     post_check,
     profile_check,
@@ -55,6 +56,7 @@ __all__ = [
     "Shape",
     "check_record_id",
     "copy_types",
+    "in_published_order",
     "shape_for",
 ]
 

@@ -38,7 +38,13 @@ from portability.db.base import utcnow
 from portability.db.models import PlatformUser
 from portability.errors import ConflictError, NotFoundError, ValidationError
 from portability.platform._bulk import LoadReport, SeedRecord, fast_change_line, load_records
-from portability.platform.shapes import Data, Shape, check_record_id, shape_for
+from portability.platform.shapes import (
+    Data,
+    Shape,
+    check_record_id,
+    in_published_order,
+    shape_for,
+)
 from portability.platform.tables import PlatformChange
 from portability.records import Op, change_line
 from portability.sources.sql import SQLITE_FEED_TOP
@@ -84,6 +90,7 @@ def write_changes(
     for record_id, data in upserts.items():
         check_record_id(record_id)
         shape.check(user_id, record_id, data)
+    upserts = {rid: in_published_order(shape.category, data) for rid, data in upserts.items()}
     for record_id in delete_ids:
         check_record_id(record_id)
     if not upserts and not delete_ids:

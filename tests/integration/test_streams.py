@@ -21,6 +21,8 @@ from tests.fixtures.transfers import (
     Transfer,
     assert_consumer_exact,
     assert_exactly_once,
+    consumed_state,
+    decompress,
     manifests,
     run_to_end,
 )
@@ -199,3 +201,84 @@ def test_another_apps_grant_cannot_be_replayed_or_listed(transfer):
         request_replay(
             session, app_id=transfer.app_id + 1000, authorization_id=transfer.authorization_id
         )
+
+
+def everything_in(destination: S3Destination) -> dict[str, bytes]:
+    """Every object of the bucket, parts decompressed."""
+    found = {}
+    for info in destination.list_objects(""):
+        body = destination.get_object(info.key)
+        found[info.key] = decompress(body, "gzip") if info.key.endswith(".gz") else body
+    return found
+
+
+def test_no_platform_user_id_appears_anywhere_in_the_bucket(
+    pg_engine, make_transfer, s3_endpoint, make_bucket
+):
+    bucket = make_bucket(s3_endpoint)
+    transfer = make_transfer(
+        pg_engine,
+        S3Destination(s3_endpoint.config(bucket)),
+        records=150,
+        users=5,  # messages and follows then name other users
+        categories=CATEGORIES,
+        bucket=bucket,
+        endpoint_url=s3_endpoint.endpoint_url,
+        access_key_id=s3_endpoint.access_key_id,
+        secret_access_key=s3_endpoint.secret_access_key,
+    )
+    run_to_end(transfer, transfer.new_run())
+    mutate(pg_engine, user_id=transfer.user_id, updates=10, deletes=3, seed=6)
+    run_to_end(transfer, transfer.new_run())
+    with pg_engine.connect() as conn:
+        user_ids = list(conn.execute(text("SELECT id FROM platform_users")).scalars())
+
+    objects = everything_in(transfer.destination)
+
+    assert len(user_ids) == 5 and len(objects) > 8
+    leaks = [
+        (key, user_id)
+        for key, body in objects.items()
+        for user_id in user_ids
+        if user_id in key or user_id.encode() in body
+    ]
+    assert leaks == []
+    messages = consumed_state(transfer.destination, transfer.stream("direct_messages"))
+    peers = {m["peer_user_id"] for m in messages.values()}
+    assert peers and all(p.startswith("p_") for p in peers)
+    assert_consumer_exact(transfer)
+
+
+def test_the_pseudonym_is_stable_for_one_app_and_differs_between_apps(transfer, pg_engine):
+    from portability.pseudonyms import pseudonym
+    from portability.registry import create_app, grant, set_app_status
+
+    key = transfer.runtime.settings.resolved_pseudonym_key()
+    run_to_end(transfer, transfer.new_run())
+    mutate(pg_engine, user_id=transfer.user_id, updates=4, deletes=1, seed=8)
+    run_to_end(transfer, transfer.new_run())
+    with transfer.runtime.sessions.begin() as session:
+        second_grant = grant(
+            session,
+            user_id=transfer.user_id,
+            app_id=transfer.app_id,
+            categories="posts",
+            access="ongoing",
+            eligible_countries={"DE"},
+        ).id
+        other_app, _key = create_app(
+            session, name="Other", contact_email="o@example.com", use_case="x" * 40
+        )
+        set_app_status(session, other_app.id, "approved")
+        other_app_id = other_app.id
+    regranted = dataclasses.replace(transfer, authorization_id=second_grant)
+    run_to_end(regranted, regranted.new_run(categories="posts"))
+
+    users = {
+        m.user
+        for target in (transfer, regranted)
+        for category in (["posts"] if target is regranted else ALL)
+        for m in manifests(target.destination, target.stream(category))
+    }
+    assert users == {pseudonym(key, transfer.app_id, transfer.user_id)}
+    assert pseudonym(key, other_app_id, transfer.user_id) not in users

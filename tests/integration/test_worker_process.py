@@ -50,7 +50,9 @@ def test_a_worker_killed_mid_run_is_redelivered_and_completes_exactly_once(
         worker_env, PORTABILITY_EXPORT_BATCH_SIZE="100", PORTABILITY_EXPORT_PART_MAX_RECORDS="200"
     )
     settings = Settings(
-        encryption_key=env["PORTABILITY_ENCRYPTION_KEY"], data_dir=Path(env["PORTABILITY_DATA_DIR"])
+        encryption_key=env["PORTABILITY_ENCRYPTION_KEY"],
+        pseudonym_key=env["PORTABILITY_PSEUDONYM_KEY"],
+        data_dir=Path(env["PORTABILITY_DATA_DIR"]),
     )
     bucket = make_bucket(s3_endpoint)
     destination = _destination(s3_endpoint, bucket)
@@ -213,7 +215,9 @@ def slow_env(worker_env):
 
 def _activity_transfer(make_transfer, engine, env, s3_endpoint, make_bucket, records: int):
     settings = Settings(
-        encryption_key=env["PORTABILITY_ENCRYPTION_KEY"], data_dir=Path(env["PORTABILITY_DATA_DIR"])
+        encryption_key=env["PORTABILITY_ENCRYPTION_KEY"],
+        pseudonym_key=env["PORTABILITY_PSEUDONYM_KEY"],
+        data_dir=Path(env["PORTABILITY_DATA_DIR"]),
     )
     bucket = make_bucket(s3_endpoint)
     return make_transfer(

@@ -311,6 +311,8 @@ def test_bad_record_id_is_refused(sqlite_db: Engine, record_id: str) -> None:
         ("activity", {"kind": "poke"}, "kind 'poke' must be one of"),
         ("activity", {"mood": "happy"}, "unknown fields mood"),
         ("direct_messages", {"sender_id": "u000777"}, "neither the user nor the peer"),
+        ("direct_messages", {"peer_user_id": "u 2", "sender_id": "u 2"}, "peer_user_id 'u 2'"),
+        ("activity", {"kind": "follow", "target": "a/b"}, "follow target \\(a user id\\) 'a/b'"),
         ("profile", {"birth_date": "17/05/1990"}, "birth_date '17/05/1990' must be YYYY-MM-DD"),
     ],
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ from sqlalchemy import text
 
 from portability.categories import Category
 from portability.destinations.memory import MemoryDestination
+from portability.devtools.seeded_blocks import seeded_blocks
 from portability.manifest import Manifest
+from portability.pseudonyms import PSEUDONYM_PATTERN, Pseudonymizer
 from portability.records import SCHEMA_VERSION, Op, change_line
 from tests.fixtures.exports import ExportWriter, changes, record_data
 
@@ -100,6 +103,33 @@ def test_every_line_the_platform_feed_delivers_validates(sqlite_engine):
     assert {category for category, _ in rows} == set(CATEGORIES)
     assert any('"op":"delete"' in feed_line for _, feed_line in rows)
     assert user_id
+
+
+@pytest.mark.parametrize("name", [*CATEGORIES, "manifest"])
+def test_every_schema_publishes_the_pseudonym_pattern_the_code_makes(name):
+    assert load(name)["$defs"]["pseudonym"]["pattern"] == PSEUDONYM_PATTERN
+
+
+def test_pseudonymized_lines_validate_and_name_users_only_by_pseudonym():
+    seeded = seeded_blocks(users=3, records_per_user=200)
+    problems, user_fields = [], []
+    for owner, blocks in seeded.blocks.items():
+        pseudonymizer = Pseudonymizer(b"k" * 32, 7, owner)
+        for category, body in blocks.items():
+            for written in pseudonymizer.rewrite(category, body).splitlines():
+                record = orjson.loads(written)
+                problems += errors(category.value, record)
+                data = record["data"]
+                if category is Category.PROFILE:
+                    user_fields += [record["id"], data["user_id"]]
+                elif category is Category.DIRECT_MESSAGES:
+                    user_fields += [data["peer_user_id"], data["sender_id"]]
+                elif category is Category.ACTIVITY and data["kind"] == "follow":
+                    user_fields.append(data["target"])
+
+    assert problems == []
+    assert len(user_fields) > 100
+    assert [u for u in user_fields if not re.match(PSEUDONYM_PATTERN, u)] == []
 
 
 def test_a_manifest_validates_against_its_schema():
