@@ -193,7 +193,14 @@ def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
     s3 = start_seaweedfs(workdir / "s3") if args.s3 == "seaweedfs" else start_moto()
     try:
         key = Fernet.generate_key().decode()
-        settings = Settings(data_dir=workdir, database_url=url, encryption_key=key)
+        # The bench's own S3 server listens on http://127.0.0.1.
+        settings = Settings(
+            data_dir=workdir,
+            database_url=url,
+            encryption_key=key,
+            allow_http_endpoints=True,
+            allow_private_endpoints=True,
+        )
         engine = make_engine(url)
         upgrade(engine)
         t = time.perf_counter()
@@ -227,6 +234,7 @@ def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
                 access_key_id=s3.access_key_id,
                 secret_access_key=s3.secret_access_key,
                 prefix="bench",
+                endpoint_policy=settings.endpoint_policy,
                 compression=args.compression,
                 app_name="Bench",
             )
@@ -238,6 +246,8 @@ def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
         env.update(
             PORTABILITY_DATABASE_URL=url,
             PORTABILITY_ENCRYPTION_KEY=key,
+            PORTABILITY_ALLOW_HTTP_ENDPOINTS="true",
+            PORTABILITY_ALLOW_PRIVATE_ENDPOINTS="true",
             PORTABILITY_DATA_DIR=str(workdir),
         )
 

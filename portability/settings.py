@@ -3,16 +3,24 @@
 Every value has an embedded default that needs no server: a SQLite file and a filesystem
 broker under ``PORTABILITY_DATA_DIR`` (default ``./.portability``). Settings are built once at an
 edge (CLI, Celery app, tests) and passed down; nothing reads the environment anywhere else.
+
+DSNs and keys are ``SecretStr``: they print as ``**********`` in every ``repr``, log line and
+dump, and their value is taken (``resolved_*``) only where a connection is made.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from portability.categories import EEA_COUNTRIES
+from portability.errors import ConfigurationError
+from portability.netpolicy import EndpointPolicy
 
 __all__ = ["Settings"]
 
@@ -23,15 +31,27 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PORTABILITY_", extra="ignore")
 
     data_dir: Path = Field(default=Path(".portability"), description="Folder for embedded state.")
-    database_url: str | None = Field(
+    database_url: SecretStr | None = Field(
         default=None, description="SQLAlchemy URL; default sqlite:///{data_dir}/portability.db"
     )
-    broker_url: str | None = Field(
+    broker_url: SecretStr | None = Field(
         default=None, description="Celery broker; default a filesystem queue under data_dir."
+    )
+    encryption_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated Fernet keys sealing stored secrets, newest first: the "
+        "first seals, all open (rotation). Required unless on the embedded SQLite default.",
     )
     encryption_key: SecretStr | None = Field(
         default=None,
-        description="Fernet key for destination credentials; default a key file under data_dir.",
+        description="One Fernet key (the older setting); taken as the oldest of the keys.",
+    )
+    allow_http_endpoints: bool = Field(
+        default=False, description="Allow http:// destination endpoints (local and test only)."
+    )
+    allow_private_endpoints: bool = Field(
+        default=False,
+        description="Allow loopback and private endpoint addresses (local dev, tests, demo).",
     )
     eligible_countries: frozenset[str] = Field(
         default=EEA_COUNTRIES, description="ISO countries whose users may grant (comma-separated)."
@@ -111,28 +131,73 @@ class Settings(BaseSettings):
 
     @property
     def resolved_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
+        """The database URL, password included: pass it to the driver, never print it."""
+        if self.database_url is not None and self.database_url.get_secret_value():
+            return self.database_url.get_secret_value()
         return f"sqlite:///{(self.data_dir / 'portability.db').resolve()}"
 
     @property
     def resolved_broker_url(self) -> str:
-        return self.broker_url or "filesystem://"
+        """The broker URL, password included: pass it to Celery, never print it."""
+        if self.broker_url is not None and self.broker_url.get_secret_value():
+            return self.broker_url.get_secret_value()
+        return "filesystem://"
+
+    @property
+    def is_embedded_database(self) -> bool:
+        """True on the embedded SQLite default (no ``PORTABILITY_DATABASE_URL``)."""
+        return self.database_url is None or not self.database_url.get_secret_value()
+
+    @property
+    def endpoint_policy(self) -> EndpointPolicy:
+        return EndpointPolicy(
+            allow_http=self.allow_http_endpoints, allow_private=self.allow_private_endpoints
+        )
 
     @property
     def broker_folder(self) -> Path:
         """Where the embedded filesystem broker keeps its messages."""
         return (self.data_dir / "broker").resolve()
 
-    def resolved_encryption_key(self) -> bytes:
-        """The Fernet key: from settings, else a key file created once under ``data_dir``."""
-        if self.encryption_key is not None:
-            return self.encryption_key.get_secret_value().encode()
+    def resolved_encryption_keys(self) -> list[bytes]:
+        """The Fernet keys, newest first: ``encryption_keys``, then ``encryption_key``.
+
+        With neither set, the embedded SQLite default uses a key file under ``data_dir``
+        (created once, atomically, mode 0600). Any other database is shared by several hosts,
+        which must all hold the same keys, so a missing key is an error there.
+        """
+        keys: list[bytes] = []
+        for secret in (self.encryption_keys, self.encryption_key):
+            if secret is not None:
+                for key in secret.get_secret_value().split(","):
+                    if key.strip() and key.strip().encode() not in keys:
+                        keys.append(key.strip().encode())
+        if keys:
+            return keys
+        if not self.is_embedded_database:
+            raise ConfigurationError(
+                "PORTABILITY_ENCRYPTION_KEYS is not set: every host sharing this database needs "
+                "the same key; create one with `portability keys generate`"
+            )
+        return [_key_file(self.data_dir / "encryption.key")]
+
+
+def _key_file(path: Path) -> bytes:
+    """Read the key file, creating it first if missing: written whole to a temporary file
+    (mode 0600 from the start), then linked into place, so a reader never sees a partial key
+    and two processes racing to create it end up with the same one (the loser's is dropped)."""
+    if not path.exists():
         from cryptography.fernet import Fernet
 
-        key_file = self.data_dir / "encryption.key"
-        if not key_file.exists():
-            key_file.parent.mkdir(parents=True, exist_ok=True)
-            key_file.write_bytes(Fernet.generate_key())
-            key_file.chmod(0o600)
-        return key_file.read_bytes().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".encryption.key.")  # mode 0600
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(Fernet.generate_key())
+                out.flush()
+                os.fsync(out.fileno())
+            with contextlib.suppress(FileExistsError):  # another process created it meanwhile
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
+    return path.read_bytes().strip()

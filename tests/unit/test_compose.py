@@ -31,7 +31,13 @@ def test_the_stack_has_the_services_an_operator_runs():
 def test_every_process_of_ours_gets_the_same_database_broker_and_key():
     services = compose()["services"]
     envs = [services[name]["environment"] for name in ("migrate", "worker", "beat")]
-    for key in ("PORTABILITY_DATABASE_URL", "PORTABILITY_BROKER_URL", "PORTABILITY_ENCRYPTION_KEY"):
+    for key in (
+        "PORTABILITY_DATABASE_URL",
+        "PORTABILITY_BROKER_URL",
+        "PORTABILITY_ENCRYPTION_KEYS",
+        "PORTABILITY_ALLOW_HTTP_ENDPOINTS",
+        "PORTABILITY_ALLOW_PRIVATE_ENDPOINTS",
+    ):
         assert len({env[key] for env in envs}) == 1, key
 
 
