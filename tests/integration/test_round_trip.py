@@ -62,7 +62,10 @@ def test_a_consumer_rebuilds_the_users_data_from_the_bucket_alone(
     pg_url, worker_env, start_worker, make_transfer, s3_endpoint, make_bucket, tmp_path
 ):
     settings = Settings(
-        encryption_key=worker_env["PORTABILITY_ENCRYPTION_KEY"], data_dir=tmp_path / "d"
+        encryption_key=worker_env["PORTABILITY_ENCRYPTION_KEY"],
+        data_dir=tmp_path / "d",
+        allow_http_endpoints=True,
+        allow_private_endpoints=True,
     )
     bucket = make_bucket(s3_endpoint)
     config = s3_endpoint.config(bucket)
