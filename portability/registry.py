@@ -173,11 +173,11 @@ def add_destination(
     ``endpoint_url`` must pass ``endpoint_policy`` (``Settings.endpoint_policy``; by default
     https to a public address only): its host is resolved now, and again at every connection.
     """
+    if endpoint_url is not None:  # first: the DNS lookup waits for no open transaction
+        endpoint_policy.check_url(endpoint_url)
     _get(session, App, app_id)
     if not access_key_id or not secret_access_key:
         raise ValidationError("destination needs both an access key id and a secret access key")
-    if endpoint_url is not None:
-        endpoint_policy.check_url(endpoint_url)
     destination = Destination(
         app_id=app_id,
         name=name,
