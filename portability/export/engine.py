@@ -353,7 +353,7 @@ def _failed(runtime: Runtime, run_id: int, exc: Exception) -> RunOutcome:
         return _finish(runtime, run_id, RunStatus.FAILED, exc)
     log.error("run %s failed with an internal error", run_id, exc_info=exc)
     internal = PortabilityError(
-        "internal error: the platform's staff have been notified",
+        "an internal error stopped the run; the platform's staff can see its diagnostic",
         detail=f"{type(exc).__name__}: {exc}",
     )
     return _finish(runtime, run_id, RunStatus.FAILED, internal)
