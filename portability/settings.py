@@ -28,7 +28,10 @@ __all__ = ["Settings"]
 class Settings(BaseSettings):
     """Configuration for every process: API, workers, scheduler, CLI."""
 
-    model_config = SettingsConfigDict(env_prefix="PORTABILITY_", extra="ignore")
+    # hide_input_in_errors: a malformed setting's error must not echo a DSN or a key.
+    model_config = SettingsConfigDict(
+        env_prefix="PORTABILITY_", extra="ignore", hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(default=Path(".portability"), description="Folder for embedded state.")
     database_url: SecretStr | None = Field(
