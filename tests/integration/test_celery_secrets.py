@@ -46,7 +46,7 @@ def test_celery_inspect_conf_shows_no_password_or_key(secret_env, start_worker):
     from workers.app import create_app
 
     app = create_app(Settings(broker_url=env["PORTABILITY_BROKER_URL"]))
-    replies = app.control.inspect(timeout=10).conf(with_defaults=True)
+    replies = app.control.inspect(timeout=10, limit=1).conf(with_defaults=True)
 
     shown = json.dumps(replies)
     assert replies, "no worker answered"
