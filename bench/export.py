@@ -195,8 +195,14 @@ def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
     try:
         key = Fernet.generate_key().decode()
         pseudonym_key = secrets.token_urlsafe(32)
+        # The bench's own S3 server listens on http://127.0.0.1.
         settings = Settings(
-            data_dir=workdir, database_url=url, encryption_key=key, pseudonym_key=pseudonym_key
+            data_dir=workdir,
+            database_url=url,
+            encryption_key=key,
+            pseudonym_key=pseudonym_key,
+            allow_http_endpoints=True,
+            allow_private_endpoints=True,
         )
         engine = make_engine(url)
         upgrade(engine)
@@ -231,6 +237,7 @@ def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
                 access_key_id=s3.access_key_id,
                 secret_access_key=s3.secret_access_key,
                 prefix="bench",
+                endpoint_policy=settings.endpoint_policy,
                 compression=args.compression,
                 app_name="Bench",
             )
@@ -243,6 +250,8 @@ def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
             PORTABILITY_DATABASE_URL=url,
             PORTABILITY_ENCRYPTION_KEY=key,
             PORTABILITY_PSEUDONYM_KEY=pseudonym_key,
+            PORTABILITY_ALLOW_HTTP_ENDPOINTS="true",
+            PORTABILITY_ALLOW_PRIVATE_ENDPOINTS="true",
             PORTABILITY_DATA_DIR=str(workdir),
         )
 

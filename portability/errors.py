@@ -2,6 +2,8 @@
 
     PortabilityError
      ├── ValidationError            bad input, refused before anything is stored
+     │    └── EndpointRefusedError  a URL the network policy refuses (portability.netpolicy)
+     ├── ConfigurationError         settings missing or inconsistent (e.g. no encryption key)
      ├── NotFoundError              no such app / grant / destination / schedule / run
      ├── ConflictError              the row moved under us (guarded transition lost)
      ├── ConsentError               grant expired, revoked, used, non-EEA, app not approved
@@ -15,6 +17,10 @@
      └── IntegrityError             a manifest or part failed verification (consumer side)
 
 ``FailureReason`` is the typed reason stored on a failed or cancelled run.
+
+Messages (``str(exc)``) are our own words and may be shown to developers. Raw text from
+elsewhere -- an S3 server's error message, a driver's exception -- goes in ``detail``, which is
+stored for staff only (``runs.error_detail``) and never shown to developers.
 """
 
 from __future__ import annotations
@@ -23,11 +29,13 @@ from enum import StrEnum
 
 __all__ = [
     "CategoryBusyError",
+    "ConfigurationError",
     "ConflictError",
     "ConsentError",
     "DestinationError",
     "DestinationPermanentError",
     "DestinationTransientError",
+    "EndpointRefusedError",
     "FailureReason",
     "IntegrityError",
     "NotFoundError",
@@ -53,9 +61,22 @@ class PortabilityError(Exception):
     reason: FailureReason = FailureReason.INTERNAL
     is_transient: bool = False
 
+    def __init__(self, *args: object, detail: str | None = None) -> None:
+        super().__init__(*args)
+        #: Raw diagnostic text for staff (server messages, driver errors); never for developers.
+        self.detail = detail
+
 
 class ValidationError(PortabilityError, ValueError):
     """Input refused; the message names the field and what is wrong with it."""
+
+
+class EndpointRefusedError(ValidationError):
+    """The network policy refuses a URL: not https, or not a public internet address."""
+
+
+class ConfigurationError(PortabilityError):
+    """A setting is missing or inconsistent; the message names the variable to set."""
 
 
 class NotFoundError(PortabilityError, LookupError):

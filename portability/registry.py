@@ -29,8 +29,10 @@ from portability.db.models import (
     Schedule,
 )
 from portability.errors import ConflictError, NotFoundError, ValidationError
+from portability.netpolicy import EndpointPolicy
 
 _T = TypeVar("_T")
+_STRICT = EndpointPolicy()
 
 __all__ = [
     "add_destination",
@@ -164,8 +166,15 @@ def add_destination(
     server_side_encryption: str | None = None,
     compression: str = "gzip",
     name: str = "default",
+    endpoint_policy: EndpointPolicy = _STRICT,
 ) -> Destination:
-    """Register an app's bucket; the credentials are sealed before they reach the row."""
+    """Register an app's bucket; the credentials are sealed before they reach the row.
+
+    ``endpoint_url`` must pass ``endpoint_policy`` (``Settings.endpoint_policy``; by default
+    https to a public address only): its host is resolved now, and again at every connection.
+    """
+    if endpoint_url is not None:  # first: the DNS lookup waits for no open transaction
+        endpoint_policy.check_url(endpoint_url)
     _get(session, App, app_id)
     if not access_key_id or not secret_access_key:
         raise ValidationError("destination needs both an access key id and a secret access key")

@@ -36,6 +36,7 @@ __all__ = [
     "release_for_retry",
     "renew_lease",
     "rerun",
+    "run_diagnostic",
     "stale_queued_runs",
     "transition",
 ]
@@ -227,15 +228,24 @@ def renew_lease(session: Session | Connection, run_id: int, *, lease_seconds: in
 
 
 def release_for_retry(
-    session: Session, run_id: int, *, error: str, reason: FailureReason, delay_seconds: float
+    session: Session,
+    run_id: int,
+    *,
+    error: str,
+    reason: FailureReason,
+    delay_seconds: float,
+    detail: str | None = None,
 ) -> bool:
-    """``running`` -> ``queued`` after a transient failure, not to start before the backoff."""
+    """``running`` -> ``queued`` after a transient failure, not to start before the backoff.
+
+    ``error`` is shown to the developer; ``detail`` (raw diagnostics) to staff only."""
     return transition(
         session,
         run_id,
         RunStatus.RUNNING,
         RunStatus.QUEUED,
         last_error=error,
+        error_detail=detail,
         failure_reason=reason.value,
         lease_expires_at=None,
         not_before=utcnow() + timedelta(seconds=delay_seconds),
@@ -252,8 +262,12 @@ def finish_run(
     error: str | None = None,
     reason: FailureReason | None = None,
     expected: RunStatus | Iterable[RunStatus] = RunStatus.RUNNING,
+    detail: str | None = None,
 ) -> bool:
-    """Record a final status with its typed reason and message."""
+    """Record a final status with its typed reason and message.
+
+    ``error`` is in our words and shown to the developer; ``detail`` (a server's or driver's
+    raw text) is stored apart, in ``runs.error_detail``, for staff only."""
     if not status.is_final:
         raise ValueError(f"{status} is not a final status")
     return transition(
@@ -264,9 +278,19 @@ def finish_run(
         finished_at=utcnow(),
         lease_expires_at=None,
         last_error=error,
+        error_detail=detail,
         failure_reason=reason.value if reason else None,
         **_TOTALS,
     )
+
+
+def run_diagnostic(session: Session, run_id: int) -> str | None:
+    """The raw diagnostic of a run's last failure: for staff (CLI) only, never for developers,
+    which is why ``RunView`` does not carry it."""
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFoundError(f"run {run_id} not found")
+    return run.error_detail
 
 
 _OF_RUN = RunCategory.run_id == _RUNS.c.id

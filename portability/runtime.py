@@ -47,7 +47,7 @@ class Runtime:
         from portability.sources.sql import SqlChangeFeed
 
         engine = make_engine(settings)
-        box = CredentialBox(settings.resolved_encryption_key())
+        box = CredentialBox(settings.resolved_encryption_keys())
 
         opened: dict[tuple[object, ...], Destination] = {}
 

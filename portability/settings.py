@@ -3,6 +3,9 @@
 Every value has an embedded default that needs no server: a SQLite file and a filesystem
 broker under ``PORTABILITY_DATA_DIR`` (default ``./.portability``). Settings are built once at an
 edge (CLI, Celery app, tests) and passed down; nothing reads the environment anywhere else.
+
+DSNs and keys are ``SecretStr``: they print as ``**********`` in every ``repr``, log line and
+dump, and their value is taken (``resolved_*``) only where a connection is made.
 """
 
 from __future__ import annotations
@@ -11,13 +14,15 @@ import contextlib
 import os
 import secrets
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from portability.categories import EEA_COUNTRIES
-from portability.errors import ValidationError
+from portability.errors import ConfigurationError
+from portability.netpolicy import EndpointPolicy
 
 __all__ = ["Settings"]
 
@@ -25,18 +30,26 @@ __all__ = ["Settings"]
 class Settings(BaseSettings):
     """Configuration for every process: API, workers, scheduler, CLI."""
 
-    model_config = SettingsConfigDict(env_prefix="PORTABILITY_", extra="ignore")
+    # hide_input_in_errors: a malformed setting's error must not echo a DSN or a key.
+    model_config = SettingsConfigDict(
+        env_prefix="PORTABILITY_", extra="ignore", hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(default=Path(".portability"), description="Folder for embedded state.")
-    database_url: str | None = Field(
+    database_url: SecretStr | None = Field(
         default=None, description="SQLAlchemy URL; default sqlite:///{data_dir}/portability.db"
     )
-    broker_url: str | None = Field(
+    broker_url: SecretStr | None = Field(
         default=None, description="Celery broker; default a filesystem queue under data_dir."
+    )
+    encryption_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated Fernet keys sealing stored secrets, newest first: the "
+        "first seals, all open (rotation). Required unless on the embedded SQLite default.",
     )
     encryption_key: SecretStr | None = Field(
         default=None,
-        description="Fernet key for destination credentials; default a key file under data_dir.",
+        description="One Fernet key (the older setting); taken as the oldest of the keys.",
     )
     pseudonym_key: SecretStr | None = Field(
         default=None,
@@ -44,6 +57,13 @@ class Settings(BaseSettings):
         description="Secret behind every app's user pseudonyms (HMAC-SHA256 key, 32+ "
         "characters). Required with a database_url; never change it: every pseudonym would "
         "change. The embedded default keeps one in data_dir/pseudonym.key.",
+    )
+    allow_http_endpoints: bool = Field(
+        default=False, description="Allow http:// destination endpoints (local and test only)."
+    )
+    allow_private_endpoints: bool = Field(
+        default=False,
+        description="Allow loopback and private endpoint addresses (local dev, tests, demo).",
     )
     eligible_countries: frozenset[str] = Field(
         default=EEA_COUNTRIES, description="ISO countries whose users may grant (comma-separated)."
@@ -137,31 +157,55 @@ class Settings(BaseSettings):
 
     @property
     def resolved_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
+        """The database URL, password included: pass it to the driver, never print it."""
+        if self.database_url is not None and self.database_url.get_secret_value():
+            return self.database_url.get_secret_value()
         return f"sqlite:///{(self.data_dir / 'portability.db').resolve()}"
 
     @property
     def resolved_broker_url(self) -> str:
-        return self.broker_url or "filesystem://"
+        """The broker URL, password included: pass it to Celery, never print it."""
+        if self.broker_url is not None and self.broker_url.get_secret_value():
+            return self.broker_url.get_secret_value()
+        return "filesystem://"
+
+    @property
+    def is_embedded_database(self) -> bool:
+        """True on the embedded SQLite default (no ``PORTABILITY_DATABASE_URL``)."""
+        return self.database_url is None or not self.database_url.get_secret_value()
+
+    @property
+    def endpoint_policy(self) -> EndpointPolicy:
+        return EndpointPolicy(
+            allow_http=self.allow_http_endpoints, allow_private=self.allow_private_endpoints
+        )
 
     @property
     def broker_folder(self) -> Path:
         """Where the embedded filesystem broker keeps its messages."""
         return (self.data_dir / "broker").resolve()
 
-    def resolved_encryption_key(self) -> bytes:
-        """The Fernet key: from settings, else a key file created once under ``data_dir``."""
-        if self.encryption_key is not None:
-            return self.encryption_key.get_secret_value().encode()
-        from cryptography.fernet import Fernet
+    def resolved_encryption_keys(self) -> list[bytes]:
+        """The Fernet keys, newest first: ``encryption_keys``, then ``encryption_key``.
 
-        key_file = self.data_dir / "encryption.key"
-        if not key_file.exists():
-            key_file.parent.mkdir(parents=True, exist_ok=True)
-            key_file.write_bytes(Fernet.generate_key())
-            key_file.chmod(0o600)
-        return key_file.read_bytes().strip()
+        With neither set, the embedded SQLite default uses a key file under ``data_dir``
+        (created once, atomically, mode 0600). Any other database is shared by several hosts,
+        which must all hold the same keys, so a missing key is an error there.
+        """
+        keys: list[bytes] = []
+        for secret in (self.encryption_keys, self.encryption_key):
+            if secret is not None:
+                for key in secret.get_secret_value().split(","):
+                    if key.strip() and key.strip().encode() not in keys:
+                        keys.append(key.strip().encode())
+        if keys:
+            return keys
+        if not self.is_embedded_database:
+            raise ConfigurationError(
+                "PORTABILITY_ENCRYPTION_KEYS is not set: every host sharing this database needs "
+                "the same key; create one with `portability keys generate`"
+            )
+        return [_key_file(self.data_dir / "encryption.key", _fernet_key)]
 
     def resolved_pseudonym_key(self) -> bytes:
         """The key of ``portability.pseudonyms``: from settings, else (only with the embedded
@@ -172,30 +216,40 @@ class Settings(BaseSettings):
         """
         if self.pseudonym_key is not None:
             return self.pseudonym_key.get_secret_value().encode()
-        if self.database_url is not None:
-            raise ValidationError(
+        if not self.is_embedded_database:
+            raise ConfigurationError(
                 "PORTABILITY_PSEUDONYM_KEY is not set: every process that exports needs the "
                 "same secret of 32+ characters (e.g. python -c 'import secrets; "
                 "print(secrets.token_urlsafe(32))'), kept for ever"
             )
-        return _key_file(self.data_dir / "pseudonym.key")
+        return _key_file(self.data_dir / "pseudonym.key", _pseudonym_secret)
 
 
-def _key_file(path: Path) -> bytes:
-    """The key in ``path``, created first if missing: written whole to a temporary file (mode
-    0600) and linked into place, so no reader sees half a key and two processes racing to
-    create it both end up with the first one (``os.link`` refuses to replace; ``os.replace``
-    would let the second overwrite a key the first already used)."""
+def _key_file(path: Path, make: Callable[[], bytes]) -> bytes:
+    """Read the key file, creating it first if missing: ``make()`` written whole to a temporary
+    file (mode 0600 from the start), then linked into place, so a reader never sees a partial
+    key and two processes racing to create it end up with the same one (``os.link`` refuses to
+    replace; ``os.replace`` would let the second overwrite a key the first already used)."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
         try:
-            with os.fdopen(fd, "w") as file:  # mkstemp creates it 0600
-                file.write(secrets.token_urlsafe(32) + "\n")
-                file.flush()
-                os.fsync(file.fileno())
-            with contextlib.suppress(FileExistsError):  # another process was first: use theirs
-                os.link(temporary, path)
+            with os.fdopen(fd, "wb") as out:
+                out.write(make())
+                out.flush()
+                os.fsync(out.fileno())
+            with contextlib.suppress(FileExistsError):  # another process created it meanwhile
+                os.link(tmp, path)
         finally:
-            os.unlink(temporary)
+            os.unlink(tmp)
     return path.read_bytes().strip()
+
+
+def _fernet_key() -> bytes:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key()
+
+
+def _pseudonym_secret() -> bytes:
+    return secrets.token_urlsafe(32).encode()

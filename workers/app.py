@@ -10,6 +10,7 @@ claimed and is dropped.
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,7 +18,7 @@ from celery import Celery, Task
 
 from portability.settings import Settings
 
-__all__ = ["app", "create_app", "enqueue_run", "enqueue_runs", "runtime"]
+__all__ = ["app", "create_app", "enqueue_run", "enqueue_runs", "runtime", "settings_of"]
 
 EXPORT_TASK = "portability.export_run"
 
@@ -65,12 +66,24 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+# Each app's Settings, kept beside the app rather than on ``app.conf``: Celery shows its
+# configuration to anyone with access to the broker (``celery inspect conf``, Flower, ``celery
+# report``) and masks values by key name only, so nothing of ours goes there but what Celery
+# itself needs (the broker URL, which it masks).
+_SETTINGS: weakref.WeakKeyDictionary[Celery, Settings] = weakref.WeakKeyDictionary()
+
+
 def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or Settings()
     celery = Celery("portability")
     celery.conf.update(celery_config(settings))
-    celery.conf.portability_settings = settings
+    _SETTINGS[celery] = settings
     return celery
+
+
+def settings_of(celery: Celery) -> Settings:
+    """The settings ``celery`` was created with."""
+    return _SETTINGS[celery]
 
 
 app = create_app()
@@ -85,7 +98,7 @@ def runtime() -> Any:
     pid = os.getpid()
     if pid not in _RUNTIME:
         _RUNTIME.clear()
-        _RUNTIME[pid] = Runtime.from_settings(app.conf.portability_settings)
+        _RUNTIME[pid] = Runtime.from_settings(settings_of(app))
     return _RUNTIME[pid]
 
 

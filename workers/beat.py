@@ -32,9 +32,9 @@ class TickingScheduler(beat.Scheduler):  # type: ignore[misc]
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         wait = float(super().tick(*args, **kwargs))  # other beat entries, if any are configured
-        from workers.app import app, enqueue_runs, runtime
+        from workers.app import app, enqueue_runs, runtime, settings_of
 
-        settings = app.conf.portability_settings
+        settings = settings_of(app)
         now = time.monotonic()
         if now >= self._next_tick:
             self._next_tick = now + settings.scheduler_tick_seconds

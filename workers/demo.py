@@ -60,19 +60,27 @@ def main() -> int:
     if demo_dir.exists():
         shutil.rmtree(demo_dir)
     demo_dir.mkdir(parents=True)
-    key = (
-        base.encryption_key.get_secret_value()
-        if base.encryption_key
+    keys = (
+        b",".join(base.resolved_encryption_keys()).decode()
+        if base.encryption_keys or base.encryption_key
         else Fernet.generate_key().decode()
     )
     pseudonym_key = (
         base.pseudonym_key.get_secret_value() if base.pseudonym_key else secrets.token_urlsafe(32)
     )
-    settings = Settings(data_dir=demo_dir, encryption_key=key, pseudonym_key=pseudonym_key)
+    # The demo's own SeaweedFS listens on http://127.0.0.1: allow that, and only that case.
+    is_local_s3 = not os.environ.get("PORTABILITY_DEMO_S3_ENDPOINT_URL")
+    settings = Settings(
+        data_dir=demo_dir,
+        encryption_keys=keys,
+        pseudonym_key=pseudonym_key,
+        allow_http_endpoints=is_local_s3 or base.allow_http_endpoints,
+        allow_private_endpoints=is_local_s3 or base.allow_private_endpoints,
+    )
     env = _worker_env(settings)
     say("portability demo — data portability, delivered effectively once")
     say(f"  database : {_safe_url(settings.resolved_database_url)}")
-    say(f"  broker   : {settings.resolved_broker_url}")
+    say(f"  broker   : {_safe_url(settings.resolved_broker_url)}")
 
     step(1, "Migrating the database and seeding a small platform")
     engine = make_engine(settings)
@@ -88,7 +96,7 @@ def main() -> int:
     try:
         step(3, "Registering an approved app, an EEA user's ongoing grant and a destination")
         sessions = make_session_factory(engine)
-        box = CredentialBox(settings.resolved_encryption_key())
+        box = CredentialBox(settings.resolved_encryption_keys())
         user_id = report.user_ids[0]
         with sessions.begin() as session:
             _ensure_eea(session, user_id)
@@ -104,6 +112,7 @@ def main() -> int:
                 access_key_id=s3.access_key_id,
                 secret_access_key=s3.secret_access_key,
                 prefix="portability",
+                endpoint_policy=settings.endpoint_policy,
                 app_name="Acme Photo Book",
                 use_case="Prints a yearly photo book from the user's posts and profile.",
             )
@@ -179,8 +188,10 @@ def main() -> int:
 def _worker_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env["PORTABILITY_DATA_DIR"] = str(settings.data_dir)
-    env["PORTABILITY_ENCRYPTION_KEY"] = settings.resolved_encryption_key().decode()
+    env["PORTABILITY_ENCRYPTION_KEYS"] = b",".join(settings.resolved_encryption_keys()).decode()
     env["PORTABILITY_PSEUDONYM_KEY"] = settings.resolved_pseudonym_key().decode()
+    env["PORTABILITY_ALLOW_HTTP_ENDPOINTS"] = str(settings.allow_http_endpoints).lower()
+    env["PORTABILITY_ALLOW_PRIVATE_ENDPOINTS"] = str(settings.allow_private_endpoints).lower()
     return env
 
 

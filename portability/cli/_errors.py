@@ -8,6 +8,7 @@ import traceback
 import click
 
 from portability.errors import (
+    ConfigurationError,
     ConflictError,
     ConsentError,
     DestinationError,
@@ -21,6 +22,7 @@ DEBUG = False
 
 EXIT_CODES: list[tuple[type[BaseException], int, str]] = [
     (ValidationError, 2, "check the value named above"),
+    (ConfigurationError, 2, "set the PORTABILITY_* variable named above"),
     (NotFoundError, 3, "check the id; list what exists with the matching list command"),
     (ConflictError, 4, "the object changed meanwhile; look at it again and retry"),
     (ConsentError, 5, "the user's grant or the app's status does not allow this transfer"),

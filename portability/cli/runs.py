@@ -18,7 +18,7 @@ from sqlalchemy import select
 from portability.cli._context import load_settings
 from portability.db.engine import make_engine, make_session_factory
 from portability.db.models import Run
-from portability.runs import RunView, create_run, get_run, rerun
+from portability.runs import RunView, create_run, get_run, rerun, run_diagnostic
 
 group = typer.Typer(help="Transfer runs: create, list, show, re-run.", no_args_is_help=True)
 
@@ -128,9 +128,15 @@ def list_cmd(
 
 @group.command("show")
 def show_cmd(run_id: int, as_json: bool = typer.Option(False, "--json")) -> None:
-    """One run with its per-category results."""
+    """One run with its per-category results, and the staff-only diagnostic of its error."""
     with _sessions()() as session:
-        _print_view(get_run(session, run_id), as_json)
+        view, detail = get_run(session, run_id), run_diagnostic(session, run_id)
+    if as_json:
+        typer.echo(_json({**dataclasses.asdict(view), "error_detail": detail}))
+        return
+    _print_view(view, as_json)
+    if detail:
+        typer.echo(f"  diagnostic : {detail}")
 
 
 @group.command("rerun")

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column, validates
 from portability.categories import Category, format_categories, parse_categories
 from portability.db.base import Base, UTCDateTime, utcnow
 from portability.errors import ValidationError
+from portability.netpolicy import check_url_shape
 
 __all__ = [
     "Access",
@@ -210,8 +211,12 @@ class Destination(Base):
 
     @validates("endpoint_url")
     def _check_endpoint(self, _key: str, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^/\s]+(/.*)?$", value):
-            raise ValidationError(f"endpoint URL {value!r} must start with http:// or https://")
+        """The settings-independent part of the endpoint policy (``portability.netpolicy``):
+        http(s), a host, no user info, never a metadata or reserved address. Whether http and
+        private hosts are allowed depends on settings: ``registry.add_destination`` checks it,
+        and the S3 client again at every connection."""
+        if value is not None:
+            check_url_shape(value)
         return value
 
     @validates("bucket")
@@ -335,7 +340,10 @@ class Run(Base):
     records: Mapped[int] = mapped_column(BigInteger, default=0)
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     failure_reason: Mapped[str | None] = mapped_column(String(32))
+    #: What stopped the run, in our words: shown to the developer.
     last_error: Mapped[str | None] = mapped_column(Text)
+    #: Raw diagnostic (server messages, driver errors) for staff only: never shown to developers.
+    error_detail: Mapped[str | None] = mapped_column(Text)
 
     @validates("categories")
     def _check_categories(self, _key: str, value: object) -> str:

@@ -7,6 +7,10 @@ developer what to fix in their destination (naming the bucket and endpoint, neve
 
 The table is keyed by the S3 error code first (``_CODES``), then by HTTP status for codes we
 do not know, then by the botocore/urllib3 exception type for failures without a response.
+
+A message is our own words plus the S3 error code: never the server's own text, nor a network
+error's, which would let a developer probe what answers at an address. That raw text goes in
+the error's ``detail``, stored for staff only (``runs.error_detail``).
 """
 
 from __future__ import annotations
@@ -65,7 +69,8 @@ class Where:
 _T, _P = Kind.TRANSIENT, Kind.PERMANENT
 
 # S3 error code -> (kind, what the developer reads). Placeholders: {bucket} {endpoint}
-# {key} {code} {message}. Transient messages say what happened; permanent ones what to fix.
+# {key} {code} {status}; the server's message is kept out on purpose (see the docstring).
+# Transient messages say what happened; permanent ones what to fix.
 _CODES: dict[str, tuple[Kind, str]] = {
     # Throttling and server trouble: retry later.
     "SlowDown": (_T, "{endpoint} is throttling requests to bucket {bucket} ({code})"),
@@ -74,7 +79,7 @@ _CODES: dict[str, tuple[Kind, str]] = {
     "RequestLimitExceeded": (_T, "{endpoint} is throttling requests to bucket {bucket} ({code})"),
     "TooManyRequests": (_T, "{endpoint} is throttling requests to bucket {bucket} ({code})"),
     "RequestTimeout": (_T, "{endpoint} timed out reading the request for bucket {bucket}"),
-    "InternalError": (_T, "{endpoint} had an internal error on bucket {bucket} ({message})"),
+    "InternalError": (_T, "{endpoint} had an internal error on bucket {bucket} ({code})"),
     "ServiceUnavailable": (_T, "{endpoint} is unavailable for bucket {bucket} ({code})"),
     "OperationAborted": (_T, "a conflicting operation is in progress on bucket {bucket}"),
     "ConditionalRequestConflict": (_T, "a concurrent write to {key} in bucket {bucket}"),
@@ -106,7 +111,7 @@ _CODES: dict[str, tuple[Kind, str]] = {
     ),
     "AccountProblem": (
         _P,
-        "the account owning bucket {bucket} at {endpoint} has a problem ({message}): "
+        "the account owning bucket {bucket} at {endpoint} has a problem ({code}): "
         "resolve it with the storage provider",
     ),
     "InvalidAccessKeyId": (
@@ -135,8 +140,7 @@ _CODES: dict[str, tuple[Kind, str]] = {
     ),
     "AuthorizationHeaderMalformed": (
         _P,
-        "{endpoint} refused the request for bucket {bucket} ({message}): fix the "
-        "destination's region",
+        "{endpoint} refused the request for bucket {bucket} ({code}): fix the destination's region",
     ),
     "PermanentRedirect": (
         _P,
@@ -148,7 +152,7 @@ _CODES: dict[str, tuple[Kind, str]] = {
     ),
     "InvalidRequest": (
         _P,
-        "{endpoint} refused a request for bucket {bucket} ({message}): check the "
+        "{endpoint} refused a request for bucket {bucket} ({code}): check the "
         "destination's settings (server-side encryption, addressing style)",
     ),
     "KMS.DisabledException": (
@@ -164,32 +168,29 @@ _TRANSIENT_STATUS = frozenset({408, 429})
 
 # Unknown error code: what the message says, by status (0: any other permanent status).
 _STATUS_TEMPLATES: dict[int, str] = {
-    403: "{endpoint} refused the request for bucket {bucket} (HTTP 403 {code}: {message}): "
+    403: "{endpoint} refused the request for bucket {bucket} (HTTP 403 {code}): "
     "check the destination's credentials and the bucket policy",
     404: "bucket {bucket} or its endpoint {endpoint} was not found (HTTP 404 {code}): "
     "check the destination's bucket name, endpoint URL and addressing style",
-    0: "{endpoint} refused a request for bucket {bucket} (HTTP {status} {code}: {message}): "
+    0: "{endpoint} refused a request for bucket {bucket} (HTTP {status} {code}): "
     "check the destination's settings",
 }
-_TRANSIENT_STATUS_TEMPLATE = (
-    "{endpoint} answered HTTP {status} for bucket {bucket} ({code}: {message})"
-)
+_TRANSIENT_STATUS_TEMPLATE = "{endpoint} answered HTTP {status} for bucket {bucket} ({code})"
 
 # Failures without a response from the server, most specific type first.
 _NO_RESPONSE: tuple[tuple[type[BaseException], Kind, str], ...] = (
     (
         SSLError,
         _P,
-        "TLS with {endpoint} failed for bucket {bucket} ({message}): fix the endpoint URL "
-        "or its certificate",
+        "TLS with {endpoint} failed for bucket {bucket}: fix the endpoint URL or its certificate",
     ),
     (ConnectTimeoutError, _T, "{endpoint} did not accept a connection in time (bucket {bucket})"),
     (ReadTimeoutError, _T, "{endpoint} did not answer in time for bucket {bucket}"),
-    (BotoConnectionError, _T, "cannot reach {endpoint} for bucket {bucket} ({message})"),
-    (HTTPClientError, _T, "the connection to {endpoint} failed for bucket {bucket} ({message})"),
-    (URLLib3Error, _T, "the connection to {endpoint} failed for bucket {bucket} ({message})"),
+    (BotoConnectionError, _T, "cannot reach {endpoint} for bucket {bucket}"),
+    (HTTPClientError, _T, "the connection to {endpoint} failed for bucket {bucket}"),
+    (URLLib3Error, _T, "the connection to {endpoint} failed for bucket {bucket}"),
     (http.client.HTTPException, _T, "the connection to {endpoint} broke for bucket {bucket}"),
-    (ConnectionError, _T, "the connection to {endpoint} failed for bucket {bucket} ({message})"),
+    (ConnectionError, _T, "the connection to {endpoint} failed for bucket {bucket}"),
     (TimeoutError, _T, "{endpoint} timed out for bucket {bucket}"),
     # A body cut short or corrupted in transit: reading it again may well succeed.
     (IncompleteReadError, _T, "a response from {endpoint} for bucket {bucket} was cut short"),
@@ -199,7 +200,7 @@ _NO_RESPONSE: tuple[tuple[type[BaseException], Kind, str], ...] = (
     (
         BotoCoreError,
         _P,
-        "a request to {endpoint} for bucket {bucket} could not be made ({message}): check "
+        "a request to {endpoint} for bucket {bucket} could not be made: check "
         "the destination's endpoint URL and region",
     ),
 )
@@ -243,6 +244,9 @@ def translate(exc: BaseException, where: Where) -> DestinationError:
     """The portability error for ``exc``; the caller raises it ``from exc``."""
     if isinstance(exc, DestinationError):
         return exc
+    wrapped = exc.kwargs.get("error") if isinstance(exc, HTTPClientError) else None
+    if isinstance(wrapped, DestinationError):
+        return wrapped  # our connect-time refusal (``_s3_guard``), wrapped by botocore
     if isinstance(exc, ClientError):
         code, status = error_code(exc), http_status(exc)
         message = str(exc.response.get("Error", {}).get("Message", "")) or f"HTTP {status}"
@@ -253,16 +257,17 @@ def translate(exc: BaseException, where: Where) -> DestinationError:
             template = _TRANSIENT_STATUS_TEMPLATE
         else:
             template = _STATUS_TEMPLATES.get(status, _STATUS_TEMPLATES[0])
-        text = _render(template, where, code=code or str(status), message=message, status=status)
-        return _ERROR_CLASS[kind](text)
+        text = _render(template, where, code=code or str(status), status=status)
+        return _ERROR_CLASS[kind](text, detail=f"HTTP {status} {code}: {message}")
+    detail = f"{type(exc).__name__}: {exc}"
     for exc_type, kind, template in _NO_RESPONSE:
         if isinstance(exc, exc_type):
-            text = _render(template, where, code=type(exc).__name__, message=str(exc))
-            return _ERROR_CLASS[kind](text)
+            text = _render(template, where, code=type(exc).__name__)
+            return _ERROR_CLASS[kind](text, detail=detail)
     # Another OSError (network unreachable, too many open files): worth another attempt.
     return DestinationTransientError(
-        f"talking to {where.endpoint} for bucket {where.bucket!r} failed: "
-        f"{type(exc).__name__}: {exc}"
+        f"talking to {where.endpoint} for bucket {where.bucket!r} failed ({type(exc).__name__})",
+        detail=detail,
     )
 
 
@@ -272,13 +277,12 @@ _ERROR_CLASS: dict[Kind, type[DestinationError]] = {
 }
 
 
-def _render(template: str, where: Where, *, code: str, message: str, status: int = 0) -> str:
+def _render(template: str, where: Where, *, code: str, status: int = 0) -> str:
     return template.format(
         bucket=_name(where.bucket),
         endpoint=where.endpoint,
         key=_name(where.key or ""),
         code=code,
-        message=message,
         status=status,
     )
 

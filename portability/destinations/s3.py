@@ -29,15 +29,18 @@ from portability.destinations._errors import (
     is_missing,
     translate,
 )
+from portability.destinations._s3_guard import guard_client, refusal
 from portability.destinations._s3_upload import S3Upload
 from portability.destinations.base import ObjectInfo, Upload
 from portability.errors import (
     DestinationError,
     DestinationPermanentError,
+    EndpointRefusedError,
     NotFoundError,
     ObjectExistsError,
     ValidationError,
 )
+from portability.netpolicy import check_url_shape
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
 
     from portability.crypto import CredentialBox
     from portability.db.models import Destination as DestinationRow
+    from portability.netpolicy import EndpointPolicy
     from portability.settings import Settings
 
 __all__ = ["MIN_PART_BYTES", "PROBE_PREFIX", "S3Config", "S3Destination", "S3Upload"]
@@ -68,6 +72,10 @@ class S3Config:
     (our default) because botocore's newer ``when_supported`` default sends CRC trailers
     that several S3-compatible servers reject. ``max_attempts`` counts every try of one
     request, the first included (boto3 standard retry mode); timeouts are in seconds.
+
+    ``endpoint_policy`` is checked before every request and on every new connection
+    (``_s3_guard``). The exporter always sets it (``from_row``: a developer's endpoint is
+    untrusted); ``None`` -- no check -- is for the developer's own tools, such as the consumer.
     """
 
     bucket: str
@@ -82,6 +90,7 @@ class S3Config:
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
     multipart_chunk_bytes: int = MIN_PART_BYTES
+    endpoint_policy: EndpointPolicy | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.bucket:
@@ -123,7 +132,15 @@ class S3Destination:
 
     def __init__(self, config: S3Config) -> None:
         self._config = config
+        policy = config.endpoint_policy
+        if policy is not None and config.endpoint_url is not None:
+            try:
+                policy.check_scheme(check_url_shape(config.endpoint_url).scheme)
+            except EndpointRefusedError as exc:
+                raise refusal(exc) from None
         self._client: S3Client = _make_client(config)
+        if policy is not None:
+            guard_client(self._client, policy)
         self._sse: dict[str, Any] = (
             {"ServerSideEncryption": config.server_side_encryption}
             if config.server_side_encryption
@@ -131,8 +148,18 @@ class S3Destination:
         )
 
     @classmethod
-    def from_row(cls, row: DestinationRow, box: CredentialBox, settings: Settings) -> S3Destination:
-        """Open a registered destination; its credentials are decrypted in memory only."""
+    def from_row(
+        cls,
+        row: DestinationRow,
+        box: CredentialBox,
+        settings: Settings,
+        *,
+        endpoint_policy: EndpointPolicy | None = None,
+    ) -> S3Destination:
+        """Open a registered destination; its credentials are decrypted in memory only.
+
+        Every connection is held to ``endpoint_policy`` (default ``settings.endpoint_policy``).
+        """
         from portability.registry import destination_credentials
 
         credentials = destination_credentials(box, row)
@@ -150,6 +177,7 @@ class S3Destination:
                 connect_timeout=settings.s3_connect_timeout,
                 read_timeout=settings.s3_read_timeout,
                 multipart_chunk_bytes=settings.s3_multipart_chunk_mib * MiB,
+                endpoint_policy=endpoint_policy or settings.endpoint_policy,
             )
         )
 

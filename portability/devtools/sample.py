@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from portability.crypto import CredentialBox
 from portability.db.models import Access, AppStatus
+from portability.netpolicy import EndpointPolicy
 from portability.registry import add_destination, create_app, grant, set_app_status
 
 __all__ = ["SampleTransfer", "register_sample_transfer"]
@@ -42,6 +43,7 @@ def register_sample_transfer(
     access: Access | str = Access.ONGOING,
     app_name: str = "Acme",
     use_case: str = "Imports the user's posts and profile into Acme's editor.",
+    endpoint_policy: EndpointPolicy | None = None,
 ) -> SampleTransfer:
     """Create and approve an app, grant it ``categories`` of ``user_id``, add its bucket."""
     app, _api_key = create_app(
@@ -67,5 +69,6 @@ def register_sample_transfer(
         secret_access_key=secret_access_key,
         prefix=prefix,
         compression=compression,
+        endpoint_policy=endpoint_policy or EndpointPolicy(),
     )
     return SampleTransfer(app.id, authorization.id, destination.id)

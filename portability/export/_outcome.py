@@ -76,13 +76,20 @@ def outcome_of(runtime: Runtime, run_id: int, exc: Exception) -> RunOutcome:
     if isinstance(exc, CategoryBusyError):
         return _retry(runtime, run_id, exc, delay=_BUSY_RETRY_SECONDS, refund_attempt=True)
     if isinstance(exc, DBAPIError):
-        return _retry_or_fail(runtime, run_id, SourceError(f"database error: {exc.orig or exc}"))
+        return _retry_or_fail(
+            runtime,
+            run_id,
+            SourceError("the platform's database failed", detail=str(exc.orig or exc)),
+        )
     if isinstance(exc, PortabilityError):
         if exc.is_transient:
             return _retry_or_fail(runtime, run_id, exc)
         return finish(runtime, run_id, RunStatus.FAILED, exc)
     log.error("run %s failed with an internal error", run_id, exc_info=exc)
-    internal = PortabilityError(f"internal error: {type(exc).__name__}: {exc}")
+    internal = PortabilityError(
+        "an internal error stopped the run; the platform's staff can see its diagnostic",
+        detail=f"{type(exc).__name__}: {exc}",
+    )
     return finish(runtime, run_id, RunStatus.FAILED, internal)
 
 
@@ -90,7 +97,7 @@ def finish(runtime: Runtime, run_id: int, status: RunStatus, exc: PortabilityErr
     message = str(exc)
     log.warning("run %s %s: %s", run_id, status.value, message)
     with runtime.sessions.begin() as session:
-        finish_run(session, run_id, status, error=message, reason=exc.reason)
+        finish_run(session, run_id, status, error=message, reason=exc.reason, detail=exc.detail)
     return RunOutcome(run_id, status.value, message=message)
 
 
@@ -105,7 +112,14 @@ def _retry_or_fail(runtime: Runtime, run_id: int, exc: PortabilityError) -> RunO
     if attempts >= max_attempts:
         message = f"gave up after {attempts} attempts: {exc}"
         with runtime.sessions.begin() as session:
-            finish_run(session, run_id, RunStatus.FAILED, error=message, reason=exc.reason)
+            finish_run(
+                session,
+                run_id,
+                RunStatus.FAILED,
+                error=message,
+                reason=exc.reason,
+                detail=exc.detail,
+            )
         log.warning("run %s failed: %s", run_id, message)
         return RunOutcome(run_id, RunStatus.FAILED.value, message=message)
     delay = retry_delay(
@@ -124,7 +138,12 @@ def _retry(
 ) -> RunOutcome:
     with runtime.sessions.begin() as session:
         moved = release_for_retry(
-            session, run_id, error=str(exc), reason=exc.reason, delay_seconds=delay
+            session,
+            run_id,
+            error=str(exc),
+            reason=exc.reason,
+            delay_seconds=delay,
+            detail=exc.detail,
         )
         if moved and refund_attempt:
             session.execute(update(Run).where(Run.id == run_id).values(attempts=Run.attempts - 1))

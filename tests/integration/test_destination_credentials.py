@@ -16,6 +16,7 @@ from portability.db.engine import make_engine, make_session_factory
 from portability.db.models import Destination as DestinationRow
 from portability.destinations.s3 import S3Config, S3Destination
 from portability.errors import DestinationPermanentError
+from portability.netpolicy import EndpointPolicy
 from portability.settings import Settings
 from tests.fixtures.s3 import create_bucket
 
@@ -23,6 +24,11 @@ pytestmark = pytest.mark.services
 
 ACCESS_KEY_ID = "AKIAPORTABILITYTEST1"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYPORTABILITY"
+# Test endpoints: http, on loopback, and s3.example made to resolve to a public address.
+LOCAL = {"allow_http_endpoints": True, "allow_private_endpoints": True}
+POLICY = EndpointPolicy(
+    allow_http=True, allow_private=True, resolve=lambda _host: ["93.184.215.14"]
+)
 
 
 @pytest.fixture
@@ -42,7 +48,9 @@ def _register(sessions: sessionmaker[Session], box: CredentialBox, **destination
         app, _ = registry.create_app(
             session, name="Archiver", contact_email="dev@example.com", use_case="archives posts"
         )
-        row = registry.add_destination(session, box, app_id=app.id, **destination)
+        row = registry.add_destination(
+            session, box, app_id=app.id, endpoint_policy=POLICY, **destination
+        )
         return row.id
 
 
@@ -81,7 +89,7 @@ def test_from_row_opens_the_sealed_keys_and_applies_the_settings(sessions, box):
         addressing_style="virtual",
         server_side_encryption="AES256",
     )
-    settings = Settings(s3_multipart_chunk_mib=16, s3_max_attempts=7, s3_read_timeout=30.0)
+    settings = Settings(s3_multipart_chunk_mib=16, s3_max_attempts=7, s3_read_timeout=30.0, **LOCAL)
 
     with sessions() as session:
         row = session.get(DestinationRow, destination_id)
@@ -118,7 +126,7 @@ def test_a_registered_destination_reaches_its_bucket_with_the_opened_keys(
 
     with sessions() as session:
         row = session.get(DestinationRow, destination_id)
-        destination = S3Destination.from_row(row, box, Settings())
+        destination = S3Destination.from_row(row, box, Settings(**LOCAL))
 
     destination.probe()
 

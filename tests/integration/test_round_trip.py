@@ -64,6 +64,8 @@ def test_a_consumer_rebuilds_the_users_data_from_the_bucket_alone(
         encryption_key=worker_env["PORTABILITY_ENCRYPTION_KEY"],
         pseudonym_key=worker_env["PORTABILITY_PSEUDONYM_KEY"],
         data_dir=tmp_path / "d",
+        allow_http_endpoints=True,
+        allow_private_endpoints=True,
     )
     bucket = make_bucket(s3_endpoint)
     config = s3_endpoint.config(bucket)

@@ -50,7 +50,7 @@ def transfer(pg_engine, make_transfer, s3_endpoint, make_bucket) -> Transfer:
 
 def second_destination(transfer: Transfer, s3_endpoint, bucket: str) -> Transfer:
     """The same grant delivered to another bucket of the same app."""
-    box = CredentialBox(transfer.runtime.settings.resolved_encryption_key())
+    box = CredentialBox(transfer.runtime.settings.resolved_encryption_keys())
     with transfer.runtime.sessions.begin() as session:
         row = add_destination(
             session,
@@ -62,6 +62,7 @@ def second_destination(transfer: Transfer, s3_endpoint, bucket: str) -> Transfer
             secret_access_key=s3_endpoint.secret_access_key,
             prefix=transfer.prefix,
             name="second",
+            endpoint_policy=transfer.runtime.settings.endpoint_policy,
         )
         destination_id = row.id
     destination = S3Destination(s3_endpoint.config(bucket))

@@ -53,6 +53,8 @@ def test_a_worker_killed_mid_run_is_redelivered_and_completes_exactly_once(
         encryption_key=env["PORTABILITY_ENCRYPTION_KEY"],
         pseudonym_key=env["PORTABILITY_PSEUDONYM_KEY"],
         data_dir=Path(env["PORTABILITY_DATA_DIR"]),
+        allow_http_endpoints=True,
+        allow_private_endpoints=True,
     )
     bucket = make_bucket(s3_endpoint)
     destination = _destination(s3_endpoint, bucket)
@@ -109,8 +111,16 @@ def test_beat_and_a_worker_on_the_embedded_default_carry_a_schedule_through_two_
         "PORTABILITY_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         "PORTABILITY_SCHEDULER_TICK_SECONDS": "0.5",
         "PORTABILITY_SCHEDULER_MAX_JITTER_SECONDS": "0",
+        # The test S3 server listens on http://127.0.0.1.
+        "PORTABILITY_ALLOW_HTTP_ENDPOINTS": "true",
+        "PORTABILITY_ALLOW_PRIVATE_ENDPOINTS": "true",
     }
-    settings = Settings(data_dir=data_dir, encryption_key=env["PORTABILITY_ENCRYPTION_KEY"])
+    settings = Settings(
+        data_dir=data_dir,
+        encryption_key=env["PORTABILITY_ENCRYPTION_KEY"],
+        allow_http_endpoints=True,
+        allow_private_endpoints=True,
+    )
     engine = make_engine(settings)  # the embedded default: SQLite under the data folder
     upgrade(engine)
     bucket = make_bucket(s3_endpoint)
@@ -218,6 +228,8 @@ def _activity_transfer(make_transfer, engine, env, s3_endpoint, make_bucket, rec
         encryption_key=env["PORTABILITY_ENCRYPTION_KEY"],
         pseudonym_key=env["PORTABILITY_PSEUDONYM_KEY"],
         data_dir=Path(env["PORTABILITY_DATA_DIR"]),
+        allow_http_endpoints=True,  # the test S3 server listens on http://127.0.0.1
+        allow_private_endpoints=True,
     )
     bucket = make_bucket(s3_endpoint)
     return make_transfer(

@@ -34,8 +34,10 @@ def test_every_process_of_ours_gets_the_same_database_broker_and_key():
     for key in (
         "PORTABILITY_DATABASE_URL",
         "PORTABILITY_BROKER_URL",
-        "PORTABILITY_ENCRYPTION_KEY",
+        "PORTABILITY_ENCRYPTION_KEYS",
         "PORTABILITY_PSEUDONYM_KEY",
+        "PORTABILITY_ALLOW_HTTP_ENDPOINTS",
+        "PORTABILITY_ALLOW_PRIVATE_ENDPOINTS",
     ):
         assert len({env[key] for env in envs}) == 1, key
 

@@ -7,7 +7,7 @@ import stat
 import pydantic
 import pytest
 
-from portability.errors import ValidationError
+from portability.errors import ConfigurationError
 from portability.settings import Settings
 
 SECRET = "s" * 40
@@ -29,7 +29,7 @@ def test_the_pseudonym_key_comes_from_the_environment(monkeypatch, tmp_path):
 def test_a_server_database_without_a_pseudonym_key_is_refused(tmp_path):
     settings = Settings(data_dir=tmp_path, database_url="postgresql+psycopg://db/portability")
 
-    with pytest.raises(ValidationError, match="PORTABILITY_PSEUDONYM_KEY is not set"):
+    with pytest.raises(ConfigurationError, match="PORTABILITY_PSEUDONYM_KEY is not set"):
         settings.resolved_pseudonym_key()
 
 

@@ -51,6 +51,7 @@ def failed_run(sqlite_url, monkeypatch):
             RunStatus.FAILED,
             error="bucket 'dev-bucket' does not exist",
             reason=FailureReason.DESTINATION_PERMANENT,
+            detail="HTTP 404 NoSuchBucket: The specified bucket does not exist",
         )
     yield run_id
     engine.dispose()
@@ -67,6 +68,17 @@ def test_show_names_the_failure_and_its_reason(failed_run):
     assert result.exit_code == 0, result.output
     assert "failed" in result.output
     assert "[destination_permanent] bucket 'dev-bucket' does not exist" in result.output
+
+
+def test_show_gives_staff_the_raw_diagnostic_apart_from_the_developers_message(failed_run):
+    text = invoke("show", str(failed_run))
+    shown = json.loads(invoke("show", str(failed_run), "--json").output)
+
+    assert "diagnostic : HTTP 404 NoSuchBucket: The specified bucket" in text.output
+    assert (shown["last_error"], shown["error_detail"]) == (
+        "bucket 'dev-bucket' does not exist",
+        "HTTP 404 NoSuchBucket: The specified bucket does not exist",
+    )
 
 
 def test_list_filters_by_status_as_json(failed_run):

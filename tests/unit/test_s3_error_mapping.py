@@ -79,7 +79,7 @@ def test_server_trouble_and_throttling_are_transient(code, status):
         ("PermanentRedirect", 301, "fix the destination's region or endpoint URL"),
         ("SomeOther403", 403, "check the destination's credentials and the bucket policy"),
         ("", 404, "check the destination's bucket name, endpoint URL and addressing style"),
-        ("InvalidArgument", 400, "(HTTP 400 InvalidArgument: bad header)"),
+        ("InvalidArgument", 400, "(HTTP 400 InvalidArgument)"),
     ],
 )
 def test_configuration_mistakes_are_permanent_and_say_what_to_fix(code, status, says):
@@ -126,6 +126,39 @@ def test_a_request_botocore_refuses_to_build_is_permanent():
     error = translate(ParamValidationError(report="Invalid bucket name"), WHERE)
 
     assert type(error) is DestinationPermanentError
+
+
+SERVER_TEXT = "Could not connect to 10.0.0.7:5432: PostgreSQL says FATAL password authentication"
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        client_error("InvalidArgument", 400, SERVER_TEXT),
+        client_error("InternalError", 500, SERVER_TEXT),
+        client_error("AccountProblem", 403, SERVER_TEXT),
+        client_error("", 418, SERVER_TEXT),
+        client_error("", 502, SERVER_TEXT),
+        EndpointConnectionError(endpoint_url=SERVER_TEXT),
+        SSLError(endpoint_url="https://s3.example", error=ValueError(SERVER_TEXT)),
+        ConnectionResetError(SERVER_TEXT),
+        OSError(SERVER_TEXT),
+    ],
+    ids=lambda exc: type(exc).__name__,
+)
+def test_a_servers_own_text_is_kept_for_staff_and_never_shown_to_the_developer(exc):
+    error = translate(exc, WHERE)
+
+    assert (SERVER_TEXT in str(error), SERVER_TEXT in (error.detail or "")) == (False, True)
+
+
+def test_the_developer_reads_our_words_and_the_s3_error_code():
+    error = translate(client_error("AccountProblem", 403, SERVER_TEXT), WHERE)
+
+    assert str(error) == (
+        "the account owning bucket 'exports' at http://s3.example:9000 has a problem "
+        "(AccountProblem): resolve it with the storage provider"
+    )
 
 
 def test_unknown_codes_fall_back_on_the_status():
