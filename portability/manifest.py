@@ -25,6 +25,7 @@ from portability.records import SCHEMA_VERSION
 __all__ = [
     "CheckpointRange",
     "Manifest",
+    "ManifestSignature",
     "PartEntry",
     "manifest_key",
     "part_key",
@@ -76,6 +77,16 @@ class CheckpointRange(BaseModel):
     to: int = Field(ge=0)
 
 
+class ManifestSignature(BaseModel):
+    """Ed25519 over the manifest without this member, keys sorted (``portability.signing``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    alg: str
+    key_id: str
+    value: str = Field(description="Base64 of the 64-byte signature.")
+
+
 class Manifest(BaseModel):
     """Everything a consumer needs to verify and apply one delivery of one category."""
 
@@ -98,6 +109,9 @@ class Manifest(BaseModel):
     bytes: int = Field(ge=0)
     started_at: datetime
     created_at: datetime
+    signature: ManifestSignature | None = Field(
+        default=None, description="Set by portability.signing.sign_manifest; null when unsigned."
+    )
 
     def to_json(self) -> builtins.bytes:
         return self.model_dump_json(by_alias=True, indent=2).encode()

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
         default=None,
         description="Fernet key for destination credentials; default a key file under data_dir.",
     )
+    manifest_signing_keys: SecretStr | None = Field(
+        default=None,
+        description="Ed25519 keys that sign manifests, newest first: 'KEY_ID:BASE64,...' "
+        "(portability.signing); required unless the database is the embedded SQLite, which "
+        "falls back to a key file under data_dir.",
+    )
     eligible_countries: frozenset[str] = Field(
         default=EEA_COUNTRIES, description="ISO countries whose users may grant (comma-separated)."
     )
