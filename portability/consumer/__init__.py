@@ -22,10 +22,10 @@ from portability.destinations.base import Destination
 from portability.signing import VerifyKey
 
 from ._apply import AppliedManifest, Progress
+from ._blocks import iter_lines
 from ._bucket import open_bucket
 from ._consumer import Consumer, ConsumeReport, StreamProblem
-from ._decode import iter_lines
-from ._jsonl_store import JsonlStore
+from ._jsonl_store import JsonlStore, snapshot_name
 from ._layout import Listing, StreamId, part_key_pattern, scan
 from ._limits import DEFAULT_LIMITS, ConsumerLimits
 from ._store import JOURNAL_MODES, SqliteStore
@@ -52,6 +52,7 @@ __all__ = [
     "open_bucket",
     "part_key_pattern",
     "scan",
+    "snapshot_name",
 ]
 
 

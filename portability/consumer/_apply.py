@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from portability.manifest import Manifest, PartEntry
 
-from ._decode import LineError, PartLimitError, blocks_in_background, decode_block, iter_blocks
+from ._blocks import PartLimitError, blocks_in_background, iter_blocks
+from ._decode import LineError, decode_block
 from ._fetch import PartFetcher
 from ._layout import StreamId
 from ._limits import DEFAULT_LIMITS, ConsumerLimits

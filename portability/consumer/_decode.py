@@ -1,27 +1,20 @@
-"""From a stored part's bytes to store rows, in delivery order, a block of lines at a time.
+"""From whole lines of a part to store rows, in delivery order, a block of lines at a time.
 
-The bucket is not trusted: every line is parsed as JSON (one ``orjson.loads``) and its envelope
-checked strictly -- exactly the members ``id``, ``op``, ``changed_at``, ``data``, each once;
-string ``id`` and ``changed_at``; ``op`` ``upsert`` with an object or ``delete`` with
-``null``. A line exactly as ``portability.records.change_line`` writes it re-serialises to
-itself byte for byte (``orjson.dumps``), which proves it has no duplicate member at any depth,
-and its ``data`` is then stored as the very text that was delivered. Any other line (another
-key order, whitespace, escapes) is checked for duplicate members by a slower parse and its
-``data`` stored re-serialised. What reaches the store is always one valid JSON object.
+The bucket is not trusted: every line's ``data`` is parsed as JSON and its envelope checked
+strictly -- exactly the members ``id``, ``op``, ``changed_at``, ``data``, each once; string
+``id`` and ``changed_at``; ``op`` ``upsert`` with an object or ``delete`` with ``null``. What
+reaches the store is always one valid JSON object that means the same to every reader.
 
-Sizes are capped (``ConsumerLimits``): a line, and the inflated size of a part, absolute and as
-a ratio of its stored size, are refused past their cap without being held.
+Lines exactly as ``portability.records.change_line`` writes them take a fast path (see
+``decode_block``) whose ``data`` text is stored as delivered; any other line (another key
+order, whitespace, escapes) is parsed on its own, checked for duplicate members, and its
+``data`` stored re-serialised. A line longer than the limit is refused.
 """
 
 from __future__ import annotations
 
-import io
-import queue
 import re
-import threading
-import zlib
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Executor
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import eq
 
@@ -29,19 +22,9 @@ import orjson
 
 from portability.strict_json import StrictJSONError, refuse_duplicates
 
-from ._limits import DEFAULT_LIMITS, ConsumerLimits
+from ._limits import DEFAULT_LIMITS
 
-__all__ = [
-    "Block",
-    "LineError",
-    "PartLimitError",
-    "blocks_in_background",
-    "decode_block",
-    "iter_blocks",
-    "iter_lines",
-]
-
-CHUNK_BYTES = 1 << 20
+__all__ = ["Block", "LineError", "decode_block"]
 
 _ENVELOPE = frozenset({"id", "op", "changed_at", "data"})
 _CANONICAL_ORDER = ("id", "op", "changed_at", "data")
@@ -69,10 +52,6 @@ class LineError(ValueError):
         self.line = line
 
 
-class PartLimitError(ValueError):
-    """A part that inflates, or holds a line, beyond the consumer's limits."""
-
-
 @dataclass(slots=True)
 class Block:
     """Decoded changes of consecutive lines: runs of upserts ``(user_id, id, changed_at,
@@ -83,135 +62,6 @@ class Block:
     deletes: int = 0
     #: Physical lines in the block, blank ones included (for numbering the next block).
     lines: int = 0
-
-
-def _inflated(body: bytes, compression: str) -> Iterator[bytes]:
-    if compression == "none":
-        view = memoryview(body)
-        for start in range(0, len(body), CHUNK_BYTES):
-            yield bytes(view[start : start + CHUNK_BYTES])
-    elif compression == "gzip":
-        # Concatenated gzip members are valid gzip: start a new decompressor after each one.
-        rest = body
-        while rest:
-            inflater = zlib.decompressobj(wbits=31)
-            data = rest
-            while not inflater.eof:
-                out = inflater.decompress(data, CHUNK_BYTES)
-                data = inflater.unconsumed_tail
-                if out:
-                    yield out
-                elif not data:
-                    break
-            if not inflater.eof:
-                raise zlib.error("truncated gzip stream")
-            rest = inflater.unused_data
-    elif compression == "zstd":
-        import zstandard
-
-        reader = zstandard.ZstdDecompressor().stream_reader(
-            io.BytesIO(body), read_across_frames=True
-        )
-        while chunk := reader.read(CHUNK_BYTES):
-            yield chunk
-    else:
-        raise ValueError(f"unknown compression {compression!r}")
-
-
-def _decompressed_chunks(body: bytes, compression: str, cap: int) -> Iterator[bytes]:
-    """Chunks of at most ~1 MiB; ``PartLimitError`` as soon as more than ``cap`` came out."""
-    total = 0
-    for chunk in _inflated(body, compression):
-        total += len(chunk)
-        if total > cap:
-            raise PartLimitError(
-                f"inflates to more than {cap} bytes from {len(body)} stored "
-                "(the consumer's limit; a decompression bomb?)"
-            )
-        yield chunk
-
-
-def iter_blocks(
-    body: bytes, compression: str, limits: ConsumerLimits = DEFAULT_LIMITS
-) -> Iterator[bytes]:
-    """The decompressed part as blocks of whole lines (each block ends with a newline).
-
-    A line that spans chunks is gathered piecewise (linear, not quadratic) and refused past
-    ``limits.max_line_bytes``.
-    """
-    carry: list[bytes] = []
-    carried = 0
-    for chunk in _decompressed_chunks(body, compression, limits.inflated_cap(len(body))):
-        cut = chunk.rfind(b"\n") + 1
-        if not cut:
-            carry.append(chunk)
-            carried += len(chunk)
-            if carried > limits.max_line_bytes:
-                raise PartLimitError(f"holds a line longer than {limits.max_line_bytes} bytes")
-            continue
-        if carry:
-            carry.append(chunk[:cut])
-            yield b"".join(carry)
-        else:
-            yield chunk[:cut]
-        tail = chunk[cut:]
-        carry, carried = ([tail], len(tail)) if tail else ([], 0)
-    if carry:
-        carry.append(b"\n")
-        yield b"".join(carry)
-
-
-def blocks_in_background(
-    body: bytes,
-    compression: str,
-    pool: Executor,
-    depth: int = 4,
-    limits: ConsumerLimits = DEFAULT_LIMITS,
-) -> Iterator[bytes]:
-    """``iter_blocks`` run on a pool thread, at most ``depth`` blocks ahead.
-
-    zlib and zstd release the GIL while they inflate, so decompression overlaps the parsing
-    and SQLite work of the calling thread; memory stays bounded by ``depth`` blocks.
-    """
-    ahead: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=depth)
-    stopped = threading.Event()
-
-    def offer(item: bytes | BaseException | None) -> bool:
-        while not stopped.is_set():
-            try:
-                ahead.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for block in iter_blocks(body, compression, limits):
-                if not offer(block):
-                    return
-            offer(None)
-        except BaseException as exc:  # handed to the consuming thread, raised there
-            offer(exc)
-
-    pool.submit(produce)
-    try:
-        while (item := ahead.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stopped.set()
-        while not ahead.empty():  # unblock a producer waiting to put
-            ahead.get_nowait()
-
-
-def iter_lines(
-    body: bytes, compression: str, limits: ConsumerLimits = DEFAULT_LIMITS
-) -> Iterator[list[bytes]]:
-    """The non-empty lines of a stored part, in order, a block of lines at a time."""
-    for block in iter_blocks(body, compression, limits):
-        yield [line for line in block.split(b"\n") if line]
 
 
 def decode_block(

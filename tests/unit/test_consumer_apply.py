@@ -17,6 +17,7 @@ from portability.consumer import (
     StreamId,
     consume,
     iter_lines,
+    snapshot_name,
 )
 from portability.consumer._apply import apply_manifest
 from portability.consumer._fetch import PartFetcher
@@ -190,7 +191,7 @@ def test_jsonl_format_writes_a_current_state_snapshot_per_user_and_category(
 
     with JsonlStore(tmp_path / "c.db", tmp_path / "out") as store:
         consume(bucket, store, prefix=PREFIX)
-        snapshot = (tmp_path / "out" / "posts" / "u1.jsonl").read_bytes().splitlines()
+        snapshot = (tmp_path / "out" / "posts" / snapshot_name("u1")).read_bytes().splitlines()
 
     rows = [orjson.loads(line) for line in snapshot]
     expected = expected_state(first, second)
@@ -206,13 +207,13 @@ def test_jsonl_snapshot_due_before_a_crash_is_written_by_the_next_pass(
     with JsonlStore(tmp_path / "c.db", tmp_path / "out") as store:
         store.finish_pass = lambda: None  # the process dies before writing the snapshot
         consume(bucket, store, prefix=PREFIX)
-    assert not (tmp_path / "out" / "posts" / "u1.jsonl").exists()
+    assert not (tmp_path / "out" / "posts" / snapshot_name("u1")).exists()
 
     with JsonlStore(tmp_path / "c.db", tmp_path / "out") as store:
         report = consume(bucket, store, prefix=PREFIX)
 
     assert report.applied == []
-    assert len((tmp_path / "out" / "posts" / "u1.jsonl").read_bytes().splitlines()) == 8
+    assert len((tmp_path / "out" / "posts" / snapshot_name("u1")).read_bytes().splitlines()) == 8
 
 
 def test_progress_is_reported_after_every_part(bucket, store, new_stream):

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from portability.cli import _errors
 from portability.cli import consume as consume_cli
-from portability.consumer import SqliteStore
+from portability.consumer import SqliteStore, snapshot_name
 from portability.destinations.memory import MemoryDestination
 from portability.errors import IntegrityError, ValidationError
 from tests.fixtures.consumer import PREFIX
@@ -123,5 +123,5 @@ def test_jsonl_format_writes_snapshots_under_out(consume_app, bucket, tmp_path):
     )
 
     assert result.exit_code == 0, result.output
-    lines = (tmp_path / "o" / "activity" / "u1.jsonl").read_text().splitlines()
+    lines = (tmp_path / "o" / "activity" / snapshot_name("u1")).read_text().splitlines()
     assert len(lines) == 9
