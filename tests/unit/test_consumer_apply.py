@@ -160,9 +160,9 @@ def test_a_part_of_several_gzip_members_is_read_whole():
 
 
 def test_lines_split_across_decompressed_chunks_are_rejoined(monkeypatch):
-    from portability.consumer import _decode
+    from portability.consumer import _blocks
 
-    monkeypatch.setattr(_decode, "CHUNK_BYTES", 7)
+    monkeypatch.setattr(_blocks, "CHUNK_BYTES", 7)
     lines = [orjson.dumps({"id": f"r{n}", "pad": "x" * n}) for n in range(30)]
     body = gzip.compress(b"\n".join(lines) + b"\n")
 
