@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from portability.consumer._decode import LineError, _decode_strict, decode_block
@@ -124,9 +124,11 @@ def test_the_line_decoder_refuses_or_yields_one_unambiguous_object_per_line(bloc
     try:
         decoded = decode_block(block, "u1")
     except LineError:
+        event("block refused")
         with pytest.raises(LineError):
             _decode_strict(block, "u1")
         return
+    event("block accepted")
     rows = [row for up, batch in decoded.runs if up for row in batch]
     for _, record_id, changed_at, data in rows:
         assert isinstance(record_id, str) and isinstance(changed_at, str)
@@ -189,7 +191,9 @@ def test_the_manifest_verifier_refuses_every_change_of_meaning(raw):
     try:
         verify_manifest(raw, [KEY.public_key()])
     except SignatureError:
+        event("refused")
         return
+    event("accepted (same meaning)")
     assert canonical_bytes(loads_strict(raw)) == MEANING  # accepted: it means the same
 
 
@@ -203,6 +207,7 @@ def test_reading_a_manifest_never_raises_and_refuses_what_it_cannot_vouch_for(ra
 
     pending = read_manifest(bucket, "x", STREAM, 1, key, verify_keys=keys)
 
+    event(f"{'verify' if verify else 'plain'}: {'usable' if pending.usable else 'refused'}")
     if pending.usable is not None:
         try:
             parsed = loads_strict(raw)
