@@ -10,8 +10,11 @@
 
 Only manifested parts are read; every part is checked (size, SHA-256, record counts) and a
 manifest is applied in one transaction with the stream's new position, so running again
-applies only what is new and applying a manifest twice changes nothing. The README's
-"Receiving your users' data" describes the layout, the continuity rules and the store's tables.
+applies only what is new and applying a manifest twice changes nothing. The bucket is treated
+as hostile input: sizes are capped (``ConsumerLimits``), part keys must match their stream's
+pattern in full, lines are parsed strictly, and with ``verify_keys`` only manifests signed by
+one of them (``portability.signing``) are applied. The README's "Receiving your users' data"
+describes the layout, the continuity rules, the limits and the store's tables.
 """
 
 from __future__ import annotations
