@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from operator import eq
+from operator import eq, itemgetter
 
 import orjson
 
@@ -29,6 +29,7 @@ __all__ = ["Block", "LineError", "decode_block"]
 _ENVELOPE = frozenset({"id", "op", "changed_at", "data"})
 _CANONICAL_ORDER = ("id", "op", "changed_at", "data")
 _DATA_MEMBER = b',"data":'
+_third = itemgetter(2)
 
 _UPSERTS = re.compile(
     r'^\{"id":"([A-Za-z0-9_-]{1,64})","op":"upsert",'
@@ -86,7 +87,7 @@ def decode_block(
             text = ""
         lines = text.count("\n")
         upserts = _UPSERTS.findall(text) if text else []
-        if upserts and len(upserts) == lines and _are_canonical_objects(d for _, _, d in upserts):
+        if upserts and len(upserts) == lines and _are_canonical_objects(map(_third, upserts)):
             rows: list[Row] = [(user_id, i, t, d) for i, t, d in upserts]
             return Block(runs=[(True, rows)], upserts=lines, lines=lines)
         found = _CANONICAL.findall(text) if text else []
