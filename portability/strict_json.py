@@ -25,25 +25,37 @@ class DuplicateMemberError(StrictJSONError):
     pass
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        for name, _ in pairs:
-            if name in seen:
-                raise DuplicateMemberError(f"member {name!r} appears twice in one object")
-            seen.add(name)
-    return result
+def _pairs_recorder(found: list[str | None]) -> Any:
+    """An ``object_pairs_hook`` noting, per object as it closes, a repeated name or ``None``."""
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result = dict(pairs)
+        repeated = None
+        if len(result) != len(pairs):
+            seen: set[str] = set()
+            for name, _ in pairs:
+                if name in seen:
+                    repeated = name
+                    break
+                seen.add(name)
+        found.append(repeated)
+        return result
+
+    return hook
 
 
-def refuse_duplicates(data: bytes | str) -> None:
-    """Raise ``DuplicateMemberError`` when any object of ``data`` (valid JSON) repeats a name."""
+def refuse_duplicates(data: bytes | str, *, top_level_only: bool = False) -> None:
+    """Raise ``DuplicateMemberError`` when an object of ``data`` (valid JSON) repeats a name:
+    any object, or with ``top_level_only`` the outermost one (which closes last)."""
+    found: list[str | None] = []
     try:
-        json.loads(data, object_pairs_hook=_no_duplicates)
-    except DuplicateMemberError:
-        raise
+        json.loads(data, object_pairs_hook=_pairs_recorder(found))
     except (ValueError, RecursionError) as exc:
         raise StrictJSONError(f"not valid JSON: {exc}") from None
+    checked = found[-1:] if top_level_only else found
+    for name in checked:
+        if name is not None:
+            raise DuplicateMemberError(f"member {name!r} appears twice in one object")
 
 
 def loads_strict(data: bytes | str) -> Any:
