@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import os
 from collections.abc import Iterable
@@ -181,8 +180,13 @@ def _key_file_text(settings: Settings) -> str:
                 out.write(new_signing_key_text() + "\n")
                 out.flush()
                 os.fsync(out.fileno())
-            with contextlib.suppress(FileExistsError):
+            try:
                 os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process created it first: use theirs
+            except OSError:  # a file system without hard links: replace (still atomic)
+                if not path.exists():
+                    os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
     return path.read_text()
