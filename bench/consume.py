@@ -5,7 +5,8 @@ parts of ``--part-records`` records, manifests with sizes and SHA-256) is writte
 S3-compatible server -- SeaweedFS by default, ``--s3 moto`` for moto's server -- and consumed,
 over HTTP, by ``portability.consumer`` in a fresh child process, so ``peak_rss_mb`` is the
 consumer's own peak. To show that memory does not grow with the export, the same is done first
-at ``--small`` records. Prints, last, one JSON line:
+at ``--small`` records. ``--verify`` signs the manifests and consumes in verify mode (the
+signature is checked once per manifest). Prints, last, one JSON line:
 records, seconds, records_per_s, peak_rss_mb, peak_rss_mb_small, small_records, and details.
 """
 
@@ -27,6 +28,12 @@ sys.path.insert(0, str(ROOT))
 
 from portability.consumer import JOURNAL_MODES, SqliteStore, consume, open_bucket  # noqa: E402
 from portability.devtools.local_s3 import LocalS3, start_moto, start_seaweedfs  # noqa: E402
+from portability.signing import (  # noqa: E402
+    ManifestSigner,
+    new_signing_key_text,
+    parse_signing_keys,
+    parse_verify_keys,
+)
 from tests.fixtures.exports import ExportWriter, changes  # noqa: E402
 
 PREFIX = "bench"
@@ -52,10 +59,12 @@ def child(store_path: str) -> None:
         access_key_id=os.environ["BENCH_KEY_ID"],
         secret_access_key=os.environ["BENCH_SECRET"],
     )
+    keys_text = os.environ.get("BENCH_VERIFY_KEYS")
+    keys = parse_verify_keys(keys_text) if keys_text else None
     baseline_mb = peak_rss_mb()
     with SqliteStore(store_path, journal_mode=os.environ["BENCH_JOURNAL"]) as store:
         started, cpu_started = time.perf_counter(), time.process_time()
-        report = consume(destination, store, prefix=PREFIX)
+        report = consume(destination, store, prefix=PREFIX, verify_keys=keys)
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     if not report.ok:
         raise SystemExit(f"consume failed: {report.problems}")
@@ -75,7 +84,7 @@ def child(store_path: str) -> None:
 
 
 def write_export(
-    s3: LocalS3, records: int, users: int, part_records: int
+    s3: LocalS3, records: int, users: int, part_records: int, signer: ManifestSigner | None
 ) -> tuple[str, dict[str, Any]]:
     """A fresh bucket holding ``records`` posts changes split over ``users`` streams."""
     bucket = s3.create_bucket()
@@ -93,6 +102,7 @@ def write_export(
             category="posts",
             records_per_part=part_records,
             compresslevel=6,
+            signer=signer,
         )
         delivered = writer.deliver(changes("posts", user_id, count), count=count)
         parts += len(delivered.manifest.parts)
@@ -104,9 +114,10 @@ def write_export(
     }
 
 
-def measure(s3: LocalS3, bucket: str, journal: str) -> dict[str, Any]:
+def measure(s3: LocalS3, bucket: str, journal: str, verify_keys: str) -> dict[str, Any]:
     env = {
         **os.environ,
+        "BENCH_VERIFY_KEYS": verify_keys,
         "BENCH_JOURNAL": journal,
         "BENCH_BUCKET": bucket,
         "BENCH_ENDPOINT": s3.endpoint_url,
@@ -134,23 +145,29 @@ def main() -> None:
     parser.add_argument("--part-records", type=int, default=250_000)
     parser.add_argument("--s3", choices=["seaweedfs", "moto"], default="seaweedfs")
     parser.add_argument("--journal", choices=JOURNAL_MODES, default="delete")
+    parser.add_argument("--verify", action="store_true", help="sign, and consume verifying")
     parser.add_argument("--child", metavar="STORE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child)
         return
+    signer = parse_signing_keys(new_signing_key_text())[0] if args.verify else None
+    verify_keys = ""
+    if signer is not None:
+        public = signer.public_key().to_dict()
+        verify_keys = f"{public['key_id']}:{public['public_key']}"
 
     with tempfile.TemporaryDirectory(prefix="bench-s3-") as folder:
         s3 = start_seaweedfs(Path(folder)) if args.s3 == "seaweedfs" else start_moto()
         try:
             small: dict[str, Any] = {}
             if args.small:
-                bucket, _ = write_export(s3, args.small, args.users, args.part_records)
-                small = measure(s3, bucket, args.journal)
+                bucket, _ = write_export(s3, args.small, args.users, args.part_records, signer)
+                small = measure(s3, bucket, args.journal, verify_keys)
                 print(f"small: {json.dumps(small)}", file=sys.stderr)
-            bucket, written = write_export(s3, args.records, args.users, args.part_records)
+            bucket, written = write_export(s3, args.records, args.users, args.part_records, signer)
             print(f"written: {json.dumps(written)}", file=sys.stderr)
-            big = measure(s3, bucket, args.journal)
+            big = measure(s3, bucket, args.journal, verify_keys)
         finally:
             s3.stop()
     print(
@@ -170,6 +187,7 @@ def main() -> None:
                 "store_mb": round(big["store_mb"], 1),
                 "s3": s3.kind,
                 "journal": args.journal,
+                "verify": args.verify,
                 **written,
             }
         )

@@ -40,6 +40,7 @@ from portability.platform.mutate import mutate  # noqa: E402
 from portability.platform.seed import seed  # noqa: E402
 from portability.runs import create_run  # noqa: E402
 from portability.settings import Settings  # noqa: E402
+from portability.signing import new_signing_key_text  # noqa: E402
 
 PG = os.environ.get("PORTABILITY_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 CATEGORIES = "activity,direct_messages,posts,profile"
@@ -195,12 +196,14 @@ def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
     try:
         key = Fernet.generate_key().decode()
         pseudonym_key = secrets.token_urlsafe(32)
+        signing_keys = new_signing_key_text()
         # The bench's own S3 server listens on http://127.0.0.1.
         settings = Settings(
             data_dir=workdir,
             database_url=url,
             encryption_key=key,
             pseudonym_key=pseudonym_key,
+            manifest_signing_keys=signing_keys,
             allow_http_endpoints=True,
             allow_private_endpoints=True,
         )
@@ -250,6 +253,7 @@ def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
             PORTABILITY_DATABASE_URL=url,
             PORTABILITY_ENCRYPTION_KEY=key,
             PORTABILITY_PSEUDONYM_KEY=pseudonym_key,
+            PORTABILITY_MANIFEST_SIGNING_KEYS=signing_keys,
             PORTABILITY_ALLOW_HTTP_ENDPOINTS="true",
             PORTABILITY_ALLOW_PRIVATE_ENDPOINTS="true",
             PORTABILITY_DATA_DIR=str(workdir),

@@ -28,6 +28,7 @@ from portability.sources.position import Position, range_digest
 
 __all__ = [
     "Manifest",
+    "ManifestSignature",
     "PartEntry",
     "PositionRange",
     "manifest_key",
@@ -80,6 +81,16 @@ class PositionRange(BaseModel):
     to: str
 
 
+class ManifestSignature(BaseModel):
+    """Ed25519 over the manifest without this member, keys sorted (``portability.signing``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    alg: str
+    key_id: str
+    value: str = Field(description="Base64 of the 64-byte signature.")
+
+
 class Manifest(BaseModel):
     """Everything a consumer needs to verify and apply one delivery of one stream."""
 
@@ -107,6 +118,9 @@ class Manifest(BaseModel):
     bytes: int = Field(ge=0)
     started_at: datetime
     created_at: datetime
+    signature: ManifestSignature | None = Field(
+        default=None, description="Set by portability.signing.sign_manifest; null when unsigned."
+    )
 
     def to_json(self) -> builtins.bytes:
         return self.model_dump_json(by_alias=True, indent=2).encode()

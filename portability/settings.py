@@ -10,11 +10,7 @@ dump, and their value is taken (``resolved_*``) only where a connection is made.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -22,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from portability.categories import EEA_COUNTRIES
 from portability.errors import ConfigurationError
+from portability.keyfiles import read_or_create_key_file
 from portability.netpolicy import EndpointPolicy
 
 __all__ = ["Settings"]
@@ -64,6 +61,12 @@ class Settings(BaseSettings):
     allow_private_endpoints: bool = Field(
         default=False,
         description="Allow loopback and private endpoint addresses (local dev, tests, demo).",
+    )
+    manifest_signing_keys: SecretStr | None = Field(
+        default=None,
+        description="Ed25519 keys that sign manifests, newest first: 'KEY_ID:BASE64,...' "
+        "(portability.signing); required unless the database is the embedded SQLite, which "
+        "falls back to a key file under data_dir.",
     )
     eligible_countries: frozenset[str] = Field(
         default=EEA_COUNTRIES, description="ISO countries whose users may grant (comma-separated)."
@@ -205,7 +208,7 @@ class Settings(BaseSettings):
                 "PORTABILITY_ENCRYPTION_KEYS is not set: every host sharing this database needs "
                 "the same key; create one with `portability keys generate`"
             )
-        return [_key_file(self.data_dir / "encryption.key", _fernet_key)]
+        return [read_or_create_key_file(self.data_dir / "encryption.key", _fernet_key)]
 
     def resolved_pseudonym_key(self) -> bytes:
         """The key of ``portability.pseudonyms``: from settings, else (only with the embedded
@@ -222,27 +225,7 @@ class Settings(BaseSettings):
                 "same secret of 32+ characters (e.g. python -c 'import secrets; "
                 "print(secrets.token_urlsafe(32))'), kept for ever"
             )
-        return _key_file(self.data_dir / "pseudonym.key", _pseudonym_secret)
-
-
-def _key_file(path: Path, make: Callable[[], bytes]) -> bytes:
-    """Read the key file, creating it first if missing: ``make()`` written whole to a temporary
-    file (mode 0600 from the start), then linked into place, so a reader never sees a partial
-    key and two processes racing to create it end up with the same one (``os.link`` refuses to
-    replace; ``os.replace`` would let the second overwrite a key the first already used)."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(make())
-                out.flush()
-                os.fsync(out.fileno())
-            with contextlib.suppress(FileExistsError):  # another process created it meanwhile
-                os.link(tmp, path)
-        finally:
-            os.unlink(tmp)
-    return path.read_bytes().strip()
+        return read_or_create_key_file(self.data_dir / "pseudonym.key", _pseudonym_secret)
 
 
 def _fernet_key() -> bytes:

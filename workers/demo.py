@@ -37,6 +37,7 @@ from portability.pseudonyms import Pseudonymizer
 from portability.registry import add_user
 from portability.runs import RunView, create_run, get_run
 from portability.settings import Settings
+from portability.signing import VerifyKey, load_signers
 from portability.streams import request_replay
 from workers.app import EXPORT_TASK
 from workers.app import create_app as create_celery_app
@@ -174,7 +175,8 @@ def main() -> int:
 
         step(9, "Consuming the bucket as the developer would")
         pseudonyms = Pseudonymizer(settings.resolved_pseudonym_key(), ids[0], user_id)
-        matches = _consume_and_compare(s3, bucket, demo_dir, engine, user_id, pseudonyms)
+        published = [signer.public_key() for signer in load_signers(settings)]
+        matches = _consume_and_compare(s3, bucket, demo_dir, engine, user_id, pseudonyms, published)
     finally:
         if worker is not None:
             _stop_worker(worker)
@@ -296,6 +298,7 @@ def _consume_and_compare(
     engine: Any,
     user_id: str,
     pseudonyms: Pseudonymizer,
+    verify_keys: list[VerifyKey],
 ) -> bool:
     """Apply the bucket into a local SQLite store with the reference consumer, then compare
     it with the platform's current state as the app must see it (user ids replaced by the
@@ -314,8 +317,9 @@ def _consume_and_compare(
     )
     store_path = demo_dir / "consumer.db"
     with SqliteStore(str(store_path)) as store:
-        report = consume(destination, store, prefix="portability")
-        again = consume(destination, store, prefix="portability")
+        # Verify mode: only manifests signed by the published keys are applied.
+        report = consume(destination, store, prefix="portability", verify_keys=verify_keys)
+        again = consume(destination, store, prefix="portability", verify_keys=verify_keys)
         matches = report.ok and again.records == 0
         for category in CATEGORIES:
             held = store.records(category.value, pseudonyms.owner_pseudonym)
@@ -341,6 +345,9 @@ def _consume_and_compare(
         f"a second pass applied {again.records}"
     )
     say(f"  the user is {pseudonyms.owner_pseudonym} to this app: no platform user id left us")
+    say(
+        f"  every manifest's Ed25519 signature verified against {len(verify_keys)} published key(s)"
+    )
     say(f"  local store: {store_path}")
     return matches
 

@@ -3,7 +3,8 @@
 It needs only the developer's bucket and keys -- none of our settings, no database of ours.
 Progress goes to stderr (silent with ``--json``); the report of each pass goes to stdout. A
 pass that stopped a stream on a gap or a refused object exits with the integrity exit code
-after the report; ``--watch`` reports such problems and keeps polling.
+after the report; ``--watch`` reports such problems and keeps polling. With ``--verify-key``
+or ``--verify-keys`` only manifests signed by one of the keys are applied.
 """
 
 from __future__ import annotations
@@ -18,15 +19,19 @@ import orjson
 import typer
 
 from portability.consumer import (
+    DEFAULT_LIMITS,
     JOURNAL_MODES,
     Consumer,
     ConsumeReport,
+    ConsumerLimits,
     JsonlStore,
     Progress,
     SqliteStore,
     open_bucket,
 )
+from portability.consumer._limits import MiB
 from portability.errors import DestinationTransientError, IntegrityError, ValidationError
+from portability.signing import VerifyKey, parse_verify_keys
 
 __all__ = ["register"]
 
@@ -83,8 +88,38 @@ def consume(
     watch: bool = typer.Option(False, "--watch", help="Keep polling for new manifests."),
     interval: float = typer.Option(30.0, "--interval", min=0.1, help="Seconds between polls."),
     json_output: bool = typer.Option(False, "--json", help="One JSON report per pass on stdout."),
+    verify_key_files: list[Path] | None = typer.Option(
+        None,
+        "--verify-key",
+        help="File of manifest public keys (KEY_ID:BASE64 lines, or the JSON of GET "
+        "/v1/manifest-keys); repeatable. Unsigned or forged manifests are then refused.",
+    ),
+    verify_keys_text: str | None = typer.Option(
+        None, "--verify-keys", help="Manifest public keys as text: KEY_ID:BASE64,..."
+    ),
+    max_manifest_mib: int = typer.Option(
+        DEFAULT_LIMITS.max_manifest_bytes // MiB, "--max-manifest-mib", min=1
+    ),
+    max_part_mib: int = typer.Option(
+        DEFAULT_LIMITS.max_part_bytes // MiB, "--max-part-mib", min=1, help="Stored size."
+    ),
+    max_part_inflated_mib: int = typer.Option(
+        DEFAULT_LIMITS.max_part_inflated_bytes // MiB, "--max-part-inflated-mib", min=1
+    ),
+    max_inflation_ratio: int = typer.Option(
+        DEFAULT_LIMITS.max_inflation_ratio, "--max-inflation-ratio", min=1
+    ),
+    max_line_mib: int = typer.Option(DEFAULT_LIMITS.max_line_bytes // MiB, "--max-line-mib", min=1),
 ) -> None:
     """Verify and apply every new manifest in your bucket into a local store, exactly once."""
+    verify_keys = _verify_keys(verify_key_files or [], verify_keys_text)
+    limits = ConsumerLimits(
+        max_line_bytes=max_line_mib * MiB,
+        max_part_bytes=max_part_mib * MiB,
+        max_part_inflated_bytes=max_part_inflated_mib * MiB,
+        max_inflation_ratio=max_inflation_ratio,
+        max_manifest_bytes=max_manifest_mib * MiB,
+    )
     if store_format is StoreFormat.JSONL and out is None:
         raise ValidationError("--format jsonl needs --out DIR for the snapshots")
     if journal not in JOURNAL_MODES:
@@ -103,7 +138,14 @@ def consume(
         else SqliteStore(store, journal_mode=journal)
     )
     progress = None if json_output else _ProgressPrinter()
-    consumer = Consumer(destination, local, prefix=prefix, on_progress=progress)
+    consumer = Consumer(
+        destination,
+        local,
+        prefix=prefix,
+        on_progress=progress,
+        limits=limits,
+        verify_keys=verify_keys,
+    )
     try:
         if watch:
             consumer.watch(
@@ -120,6 +162,28 @@ def consume(
     if not report.ok:
         first = report.problems[0]
         raise IntegrityError(f"{len(report.problems)} stream(s) stopped; first: {first.message}")
+
+
+def _verify_keys(files: list[Path], text: str | None) -> list[VerifyKey] | None:
+    """The public keys to verify manifests with, or ``None`` (no verification) when none given."""
+    if not files and text is None:
+        return None
+    keys: list[VerifyKey] = []
+    for path in files:
+        try:
+            content = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValidationError(f"--verify-key {path}: cannot be read ({exc})") from None
+        try:
+            keys.extend(parse_verify_keys(content))
+        except ValidationError as exc:
+            raise ValidationError(f"--verify-key {path}: {exc}") from None
+    if text is not None:
+        try:
+            keys.extend(parse_verify_keys(text))
+        except ValidationError as exc:
+            raise ValidationError(f"--verify-keys: {exc}") from None
+    return keys
 
 
 class _ProgressPrinter:

@@ -21,9 +21,11 @@ from dataclasses import dataclass
 
 from portability.manifest import Manifest, PartEntry
 
-from ._decode import LineError, blocks_in_background, decode_block, iter_blocks
+from ._blocks import PartLimitError, blocks_in_background, iter_blocks
+from ._decode import LineError, decode_block
 from ._fetch import PartFetcher
 from ._layout import StreamId
+from ._limits import DEFAULT_LIMITS, ConsumerLimits
 from ._store import ManifestTransaction, SqliteStore
 from ._verify import Position, RefusedObjectError, check_part_counts, is_full_replay
 
@@ -70,19 +72,20 @@ def _apply_part(
     body: bytes,
     compression: str,
     pool: Executor,
+    limits: ConsumerLimits,
 ) -> tuple[int, int]:
     """Apply one verified part in order; returns ``(upserts, deletes)``."""
     upserts = deletes = 0
     line = 1
     # Inflating on another thread pays off for large parts only.
     blocks = (
-        iter_blocks(body, compression)
+        iter_blocks(body, compression, limits)
         if len(body) < BACKGROUND_BYTES
-        else blocks_in_background(body, compression, pool)
+        else blocks_in_background(body, compression, pool, limits=limits)
     )
     try:
         for block in blocks:
-            decoded = decode_block(block, user_id, line)
+            decoded = decode_block(block, user_id, line, limits.max_line_bytes)
             for is_upsert, rows in decoded.runs:
                 if is_upsert:
                     txn.upsert(rows)
@@ -93,6 +96,8 @@ def _apply_part(
             line += decoded.lines
     except LineError as exc:
         raise RefusedObjectError(part.key, f"cannot be read at {exc}") from None
+    except PartLimitError as exc:
+        raise RefusedObjectError(part.key, f"refused: {exc}") from None
     except (zlib.error, ValueError) as exc:  # zstandard's ZstdError is a ValueError
         raise RefusedObjectError(part.key, f"cannot be decompressed: {exc}") from None
     check_part_counts(part, upserts, deletes)
@@ -109,6 +114,7 @@ def apply_manifest(
     fetcher: PartFetcher,
     pool: Executor,
     on_progress: Callable[[Progress], None] | None = None,
+    limits: ConsumerLimits = DEFAULT_LIMITS,
 ) -> AppliedManifest:
     """Verify and apply every part of ``manifest`` atomically, then move the position.
 
@@ -120,7 +126,7 @@ def apply_manifest(
         for index, part in enumerate(manifest.parts, start=1):
             body = fetcher.take(part, key)
             part_upserts, part_deletes = _apply_part(
-                txn, stream.user_id, part, body, manifest.compression, pool
+                txn, stream.user_id, part, body, manifest.compression, pool, limits
             )
             upserts += part_upserts
             deletes += part_deletes

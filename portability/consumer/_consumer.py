@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from portability.destinations.base import Destination
 from portability.errors import ConflictError, DestinationTransientError
+from portability.signing import VerifyKey
 
 from ._apply import AppliedManifest, Progress, apply_manifest
 from ._fetch import MiB, PartFetcher
-from ._layout import StreamId, scan
+from ._layout import Listing, StreamId, scan
+from ._limits import DEFAULT_LIMITS, ConsumerLimits
 from ._plan import PendingManifest, StreamPlan, plan_streams, upcoming_parts
 from ._store import SqliteStore
 from ._verify import CATEGORIES, Position, RefusedObjectError, continuity_problem
@@ -108,7 +110,12 @@ class Consumer:
         prefetch_bytes: int = 16 * MiB,
         threads: int = 8,
         on_progress: Callable[[Progress], None] | None = None,
+        limits: ConsumerLimits = DEFAULT_LIMITS,
+        verify_keys: Sequence[VerifyKey] | None = None,
     ) -> None:
+        """``limits`` caps what one object may make the consumer read (``ConsumerLimits``).
+        With ``verify_keys`` only manifests signed by one of them are applied; an unsigned or
+        forged one stops its stream with an ``integrity`` problem."""
         self.destination = destination
         self.store = store
         self.prefix = prefix
@@ -116,6 +123,8 @@ class Consumer:
         self.prefetch_bytes = prefetch_bytes
         self.threads = max(threads, prefetch_parts + 2)
         self.on_progress = on_progress
+        self.limits = limits
+        self.verify_keys = list(verify_keys) if verify_keys is not None else None
 
     def run_once(self) -> ConsumeReport:
         """One pass over the bucket; see the module docstring for what stops a stream."""
@@ -127,14 +136,18 @@ class Consumer:
         streams = listing.streams()
         with ThreadPoolExecutor(self.threads, thread_name_prefix="consume") as pool:
             fetcher = PartFetcher(
-                self.destination, pool, ahead=self.prefetch_parts, budget_bytes=self.prefetch_bytes
+                self.destination,
+                pool,
+                ahead=self.prefetch_parts,
+                budget_bytes=self.prefetch_bytes,
+                sizes=listing.sizes,
             )
             try:
                 for first in range(0, len(streams), STREAMS_PER_BATCH):
                     batch = {
                         s: listing.manifests[s] for s in streams[first : first + STREAMS_PER_BATCH]
                     }
-                    self._run_batch(batch, positions, pool, fetcher, listed, report)
+                    self._run_batch(batch, listing, positions, pool, fetcher, listed, report)
             finally:
                 fetcher.close()
         listed |= self.store.applied_part_keys()
@@ -175,6 +188,7 @@ class Consumer:
     def _run_batch(
         self,
         batch: dict[StreamId, dict[int, str]],
+        listing: Listing,
         positions: dict[StreamId, Position],
         pool: ThreadPoolExecutor,
         fetcher: PartFetcher,
@@ -187,7 +201,16 @@ class Consumer:
             report.problems.append(
                 StreamProblem(stream, "integrity", str(stream), f"{stream}: unknown category")
             )
-        plans = plan_streams(self.destination, self.prefix, known, positions, pool)
+        plans = plan_streams(
+            self.destination,
+            self.prefix,
+            known,
+            positions,
+            pool,
+            limits=self.limits,
+            sizes=listing.sizes,
+            verify_keys=self.verify_keys,
+        )
         stopped: set[StreamId] = set()
         fetcher.expect(upcoming_parts(plans, stopped))
         for plan in plans:
@@ -224,6 +247,7 @@ class Consumer:
                         fetcher=fetcher,
                         pool=pool,
                         on_progress=self.on_progress,
+                        limits=self.limits,
                     )
                 except RefusedObjectError as exc:
                     problem = StreamProblem(stream, "integrity", exc.key, str(exc))

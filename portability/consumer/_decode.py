@@ -1,47 +1,48 @@
-"""From a stored part's bytes to store rows, in delivery order, a block of lines at a time.
+"""From whole lines of a part to store rows, in delivery order, a block of lines at a time.
 
-Two ways to read a line, one result. Lines exactly as ``portability.records.change_line``
-writes them (compact JSON, keys ``id, op, changed_at, data`` in that order, a plain record id)
-are split by one regular expression over a whole block, and ``data`` is kept as the very text
-that was delivered -- no parse and re-serialise of every record, which is most of the cost of
-applying a part. Any other valid JSON line (another key order, whitespace, escapes in the id)
-takes the general path through ``orjson``. Both check the envelope (string ``id`` and
-``changed_at``, ``op`` upsert with an object or delete with ``null``); the content of ``data``
-is the producer's, vouched for by the part's SHA-256 in the manifest.
+The bucket is not trusted: every line's ``data`` is parsed as JSON and its envelope checked
+strictly -- exactly the members ``id``, ``op``, ``changed_at``, ``data``, each once; string
+``id`` and ``changed_at``; ``op`` ``upsert`` with an object or ``delete`` with ``null``. What
+reaches the store is always one valid JSON object, and nothing of a line outside its ``data``.
+
+Lines exactly as ``portability.records.change_line`` writes them take a fast path (see
+``decode_block``) whose ``data`` text is stored as delivered; any other line (another key
+order, whitespace, escapes) is parsed on its own, its envelope checked for a repeated member,
+and its ``data`` stored re-serialised. A line longer than the limit is refused. What is inside
+``data`` is the producer's: a name repeated inside it is not refused (our exporter never writes
+one, and in verify mode the manifest's SHA-256 vouches that the part is ours) -- checking
+that would cost a tenth of the consumer's throughput.
 """
 
 from __future__ import annotations
 
-import io
-import queue
 import re
-import threading
-import zlib
-from collections.abc import Iterator
-from concurrent.futures import Executor
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import orjson
 
-__all__ = [
-    "Block",
-    "LineError",
-    "blocks_in_background",
-    "decode_block",
-    "iter_blocks",
-    "iter_lines",
-]
+from portability.strict_json import StrictJSONError, refuse_duplicates
 
-CHUNK_BYTES = 1 << 20
+from ._limits import DEFAULT_LIMITS
+
+__all__ = ["Block", "LineError", "decode_block"]
+
+_ENVELOPE = frozenset({"id", "op", "changed_at", "data"})
+_CANONICAL_ORDER = ("id", "op", "changed_at", "data")
+_DATA_MEMBER = b',"data":'
+_third = itemgetter(2)
 
 _UPSERTS = re.compile(
     r'^\{"id":"([A-Za-z0-9_-]{1,64})","op":"upsert",'
-    r'"changed_at":"([^"\\\n]*)","data":(\{.*\})\}$',
+    r'"changed_at":"([^"\\\x00-\x1f]*)","data":(\{.*\})\}$',
     re.MULTILINE,
 )
 _CANONICAL = re.compile(
     r'^\{"id":"([A-Za-z0-9_-]{1,64})","op":"(upsert|delete)",'
-    r'"changed_at":"([^"\\\n]*)","data":(null|\{.*\})\}$',
+    r'"changed_at":"([^"\\\x00-\x1f]*)","data":(null|\{.*\})\}$',
     re.MULTILINE,
 )
 
@@ -68,154 +69,155 @@ class Block:
     lines: int = 0
 
 
-def _decompressed_chunks(body: bytes, compression: str) -> Iterator[bytes]:
-    if compression == "none":
-        view = memoryview(body)
-        for start in range(0, len(body), CHUNK_BYTES):
-            yield bytes(view[start : start + CHUNK_BYTES])
-    elif compression == "gzip":
-        # Concatenated gzip members are valid gzip: start a new decompressor after each one.
-        rest = body
-        while rest:
-            inflater = zlib.decompressobj(wbits=31)
-            data = rest
-            while not inflater.eof:
-                out = inflater.decompress(data, CHUNK_BYTES)
-                data = inflater.unconsumed_tail
-                if out:
-                    yield out
-                elif not data:
-                    break
-            if not inflater.eof:
-                raise zlib.error("truncated gzip stream")
-            rest = inflater.unused_data
-    elif compression == "zstd":
-        import zstandard
+def decode_block(
+    block: bytes,
+    user_id: str,
+    first_line: int = 1,
+    max_line_bytes: int = DEFAULT_LIMITS.max_line_bytes,
+) -> Block:
+    """Decode one block of whole lines; ``LineError`` names the first bad line.
 
-        reader = zstandard.ZstdDecompressor().stream_reader(
-            io.BytesIO(body), read_across_frames=True
-        )
-        while chunk := reader.read(CHUNK_BYTES):
-            yield chunk
-    else:
-        raise ValueError(f"unknown compression {compression!r}")
-
-
-def iter_blocks(body: bytes, compression: str) -> Iterator[bytes]:
-    """The decompressed part as blocks of whole lines (each block ends with a newline)."""
-    carry = b""
-    for chunk in _decompressed_chunks(body, compression):
-        cut = chunk.rfind(b"\n") + 1
-        if not cut:
-            carry += chunk
-            continue
-        yield b"".join((carry, memoryview(chunk)[:cut])) if carry else chunk[:cut]
-        carry = chunk[cut:]
-    if carry:
-        yield carry + b"\n"
-
-
-def blocks_in_background(
-    body: bytes, compression: str, pool: Executor, depth: int = 4
-) -> Iterator[bytes]:
-    """``iter_blocks`` run on a pool thread, at most ``depth`` blocks ahead.
-
-    zlib and zstd release the GIL while they inflate, so decompression overlaps the parsing
-    and SQLite work of the calling thread; memory stays bounded by ``depth`` blocks.
+    The exporter's own lines take a fast path with the same outcome as the general one: a
+    regular expression over the block checks the envelope, text for text, and each ``data``
+    is parsed on its own, so it is exactly one JSON object and nothing can follow it inside
+    the envelope. A block where any of that fails is decoded again line by line, which
+    accepts what is merely written differently and names the line at fault.
     """
-    ahead: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=depth)
-    stopped = threading.Event()
-
-    def offer(item: bytes | BaseException | None) -> bool:
-        while not stopped.is_set():
-            try:
-                ahead.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
+    if len(block) <= max_line_bytes:  # else a line may be too long: the general path checks
         try:
-            for block in iter_blocks(body, compression):
-                if not offer(block):
-                    return
-            offer(None)
-        except BaseException as exc:  # handed to the consuming thread, raised there
-            offer(exc)
+            text = block.decode()
+        except UnicodeDecodeError:
+            text = ""
+        lines = text.count("\n")
+        upserts = _UPSERTS.findall(text) if text else []
+        if upserts and len(upserts) == lines and _are_objects(map(_third, upserts)):
+            rows: list[Row] = [(user_id, i, t, d) for i, t, d in upserts]
+            return Block(runs=[(True, rows)], upserts=lines, lines=lines)
+        found = _CANONICAL.findall(text) if text else []
+        if found and len(found) == lines:
+            decoded = _canonical_block(found, user_id, lines)
+            if decoded is not None:
+                return decoded
+    return _decode_strict(block, user_id, first_line, max_line_bytes)
 
-    pool.submit(produce)
+
+def _are_objects(texts: Iterable[str]) -> bool:
+    """Whether every text is exactly one JSON object.
+
+    One ``orjson.loads`` per text in a lazy chain of C calls, each value dropped at once
+    (holding a block's values together is several times slower: cache misses, GC passes).
+    The regular expressions only let texts that start with ``{`` through, so a text that
+    parses is an object.
+    """
     try:
-        while (item := ahead.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stopped.set()
-        while not ahead.empty():  # unblock a producer waiting to put
-            ahead.get_nowait()
+        deque(map(orjson.loads, texts), maxlen=0)
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
-def iter_lines(body: bytes, compression: str) -> Iterator[list[bytes]]:
-    """The non-empty lines of a stored part, in order, a block of lines at a time."""
-    for block in iter_blocks(body, compression):
-        yield [line for line in block.split(b"\n") if line]
-
-
-def decode_block(block: bytes, user_id: str, first_line: int = 1) -> Block:
-    """Decode one block of whole lines; ``LineError`` names the first bad line."""
-    try:
-        text = block.decode()
-    except UnicodeDecodeError:
-        return _decode_general(block, user_id, first_line)  # names the line at fault
-    lines = text.count("\n")
-    upserts = _UPSERTS.findall(text)
-    if len(upserts) == lines:  # the common block: nothing but upserts
-        rows: list[Row] = [(user_id, i, t, d) for i, t, d in upserts]
-        return Block(runs=[(True, rows)], upserts=lines, lines=lines)
-    found = _CANONICAL.findall(text)
-    if len(found) != lines:
-        return _decode_general(block, user_id, first_line)
+def _canonical_block(
+    found: list[tuple[str, str, str, str]], user_id: str, lines: int
+) -> Block | None:
+    """Upserts and deletes in the exporter's form; ``None`` sends the block the general way."""
+    if not _are_objects(d for _, op, _, d in found if op == "upsert"):
+        return None
     decoded = Block(lines=lines)
-    for index, (record_id, op, changed_at, data) in enumerate(found):
+    runs = decoded.runs
+    rows: list[Row] = []
+    is_upsert_run = None
+    for record_id, op, changed_at, data in found:
         is_upsert = op == "upsert"
         if is_upsert == (data == "null"):
-            raise LineError(first_line + index, f"an {op} with data {data[:20]!r}")
-        _append(decoded, is_upsert, user_id, record_id, changed_at, data)
+            return None  # an upsert without data or a delete with data: named by the general path
+        if is_upsert is not is_upsert_run:
+            rows = []
+            runs.append((is_upsert, rows))
+            is_upsert_run = is_upsert
+        rows.append((user_id, record_id, changed_at, data) if is_upsert else (user_id, record_id))
+    decoded.upserts = sum(len(batch) for is_upsert, batch in runs if is_upsert)
+    decoded.deletes = lines - decoded.upserts
     return decoded
 
 
-def _append(
-    decoded: Block, is_upsert: bool, user_id: str, record_id: str, changed_at: str, data: str
-) -> None:
-    runs = decoded.runs
-    if not runs or runs[-1][0] != is_upsert:
-        runs.append((is_upsert, []))
-    if is_upsert:
-        runs[-1][1].append((user_id, record_id, changed_at, data))
-        decoded.upserts += 1
-    else:
-        runs[-1][1].append((user_id, record_id))
-        decoded.deletes += 1
-
-
-def _decode_general(block: bytes, user_id: str, first_line: int) -> Block:
+def _decode_strict(
+    block: bytes,
+    user_id: str,
+    first_line: int = 1,
+    max_line_bytes: int = DEFAULT_LIMITS.max_line_bytes,
+) -> Block:
+    """The general path: every line parsed and checked on its own."""
     decoded = Block(lines=block.count(b"\n"))
-    for number, line in enumerate(block.split(b"\n"), start=first_line):
-        if not line.strip():
+    runs = decoded.runs
+    loads, dumps = orjson.loads, orjson.dumps
+    order, data_member, skip = _CANONICAL_ORDER, _DATA_MEMBER, len(_DATA_MEMBER)
+    rows: list[Row] = []
+    is_upsert_run = None
+    upserts = 0
+    number = first_line - 1
+    for line in block.split(b"\n"):
+        number += 1
+        if not line:
             continue
+        if len(line) > max_line_bytes:
+            raise LineError(number, f"longer than {max_line_bytes} bytes")
         try:
-            record = orjson.loads(line)
-            record_id, op, changed_at = record["id"], record["op"], record["changed_at"]
-            data = record["data"]
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            raise LineError(number, f"not a change record ({exc})") from None
+            record = loads(line)
+        except orjson.JSONDecodeError as exc:
+            if not line.strip():
+                continue
+            raise LineError(number, f"not a change record (not valid JSON: {exc})") from None
+        # As the exporter writes it: the four members in order, and nothing that re-serialises
+        # differently -- so no member twice.
+        is_canonical = type(record) is dict and tuple(record) == order and dumps(record) == line
+        if is_canonical:
+            record_id, op, changed_at, data = record.values()
+        else:
+            record_id, op, changed_at, data = _checked_envelope(record, line, number)
         if type(record_id) is not str or type(changed_at) is not str:
             raise LineError(number, "id and changed_at must be strings")
         if op == "upsert" and type(data) is dict:
-            _append(decoded, True, user_id, record_id, changed_at, orjson.dumps(data).decode())
+            is_upsert = True
+            # ``data`` is the last member: the text after the first ``,"data":`` (no string
+            # before it can hold an unescaped quote).
+            text = (
+                line[line.find(data_member) + skip : -1].decode()
+                if is_canonical
+                else dumps(data).decode()
+            )
+            row: Row = (user_id, record_id, changed_at, text)
+            upserts += 1
         elif op == "delete" and data is None:
-            _append(decoded, False, user_id, record_id, changed_at, "")
+            is_upsert = False
+            row = (user_id, record_id)
         else:
             raise LineError(number, f"op {op!r} with data of type {type(data).__name__}")
+        if is_upsert is not is_upsert_run:
+            rows = []
+            runs.append((is_upsert, rows))
+            is_upsert_run = is_upsert
+        rows.append(row)
+    decoded.upserts = upserts
+    decoded.deletes = sum(len(batch) for _, batch in runs) - upserts
     return decoded
+
+
+def _checked_envelope(record: object, line: bytes, number: int) -> tuple[object, ...]:
+    """The four envelope members of a line not in the exporter's exact form, or a refusal."""
+    if type(record) is not dict:
+        raise LineError(
+            number, f"not a change record (a JSON {type(record).__name__}, not an object)"
+        )
+    if record.keys() != _ENVELOPE:
+        missing = sorted(_ENVELOPE - record.keys())
+        unknown = sorted(record.keys() - _ENVELOPE)
+        found = [f"missing {', '.join(missing)}"] if missing else []
+        if unknown:
+            names = ", ".join(repr(name[:40]) for name in unknown[:5])
+            found.append(f"unknown member(s) {names}")
+        raise LineError(number, f"not a change record ({'; '.join(found)})")
+    try:
+        refuse_duplicates(line, top_level_only=True)
+    except StrictJSONError as exc:
+        raise LineError(number, f"not a change record ({exc})") from None
+    return record["id"], record["op"], record["changed_at"], record["data"]

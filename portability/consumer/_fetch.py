@@ -5,12 +5,16 @@ streams -- and takes them one by one. The fetcher keeps a few of the next ones i
 pool threads (each checked for size and SHA-256 there), bounded by a count and a byte budget:
 memory holds at most the budget plus the part being applied, whatever the export's size.
 A part announced but never taken (its stream stopped on a problem) is simply dropped.
+
+The bucket is not trusted, so a part's stored size is compared with the manifest's ``bytes``
+*before* it is downloaded: from the pass's listing when it has the key, else by a HEAD. A part
+larger than its manifest says is never read.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Executor, Future
 
 from portability.destinations.base import Destination
@@ -24,8 +28,27 @@ __all__ = ["PartFetcher", "fetch_part"]
 MiB = 1 << 20
 
 
-def fetch_part(destination: Destination, part: PartEntry, manifest_key: str) -> bytes:
-    """Read a part and check its stored bytes against the manifest."""
+def fetch_part(
+    destination: Destination,
+    part: PartEntry,
+    manifest_key: str,
+    stored_size: int | None = None,
+) -> bytes:
+    """Read a part and check its stored bytes against the manifest.
+
+    ``stored_size`` is the size the bucket's listing gave for the key; without it the size
+    is asked for (HEAD). Either way a size other than the manifest's refuses the part unread.
+    """
+    if stored_size is None:
+        info = destination.head_object(part.key)
+        if info is None:
+            raise RefusedObjectError(part.key, f"listed by {manifest_key} but not found")
+        stored_size = info.size
+    if stored_size != part.bytes:
+        raise RefusedObjectError(
+            part.key,
+            f"stored size is {stored_size} bytes, the manifest says {part.bytes} (not downloaded)",
+        )
     try:
         body = destination.get_object(part.key)
     except NotFoundError:
@@ -42,8 +65,11 @@ class PartFetcher:
         *,
         ahead: int = 8,
         budget_bytes: int = 16 * MiB,
+        sizes: Mapping[str, int] | None = None,
     ) -> None:
+        """``sizes``: stored sizes by key, from the listing (keys missing are HEADed)."""
         self._destination = destination
+        self._sizes: Mapping[str, int] = sizes or {}
         self._pool = pool
         self._ahead = ahead
         self._budget = budget_bytes
@@ -70,7 +96,7 @@ class PartFetcher:
             future.cancel()  # announced, but its stream stopped before it was needed
         if self._next is not None and self._next[0] is part:
             self._next = None
-        body = fetch_part(self._destination, part, manifest_key)
+        body = fetch_part(self._destination, part, manifest_key, self._sizes.get(part.key))
         self._top_up()
         return body
 
@@ -92,6 +118,8 @@ class PartFetcher:
             if self._in_flight and self._in_flight_bytes + part.bytes > self._budget:
                 return
             self._next = None
-            future = self._pool.submit(fetch_part, self._destination, part, manifest_key)
+            future = self._pool.submit(
+                fetch_part, self._destination, part, manifest_key, self._sizes.get(part.key)
+            )
             self._in_flight.append((part, future))
             self._in_flight_bytes += part.bytes

@@ -9,13 +9,13 @@ manifests alone; this module only names things.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from portability.destinations.base import Destination
-from portability.manifest import manifest_key, stream_prefix
+from portability.manifest import manifest_key, part_suffix, stream_prefix
 
-__all__ = ["Listing", "StreamId", "scan"]
+__all__ = ["Listing", "StreamId", "part_key_pattern", "scan"]
 
 _MANIFEST = re.compile(
     r"^(?P<user>[^/]+)/(?P<category>[^/]+)/g(?P<grant>\d+)/manifests/(?P<seq>\d{10})\.json$"
@@ -46,9 +46,25 @@ class Listing:
     manifests: dict[StreamId, dict[int, str]] = field(default_factory=dict)
     #: every key that is not a well-formed manifest key
     other_keys: set[str] = field(default_factory=set)
+    #: every key listed -> its stored size in bytes (checked before a download)
+    sizes: dict[str, int] = field(default_factory=dict)
 
     def streams(self) -> list[StreamId]:
         return sorted(self.manifests)
+
+
+def part_key_pattern(stream_folder: str, compression: str) -> re.Pattern[str]:
+    """What every part key of the stream in ``stream_folder`` looks like, in full.
+
+    Use it with ``fullmatch``: a manifest may list only keys of this exact shape, so no part
+    of another stream (``…/parts/../../u2/…``), another compression or another folder can be
+    smuggled in. The one place that knows the shape of a part key on the consumer's side.
+    """
+    return re.compile(
+        re.escape(stream_folder)
+        + r"parts/[0-9a-f]{16}/part-[0-9]{5}"
+        + re.escape(part_suffix(compression))
+    )
 
 
 def normalize_prefix(prefix: str) -> str:
@@ -88,8 +104,15 @@ def sort_keys(prefix: str, keys: Iterable[str]) -> Listing:
 def scan(destination: Destination, prefix: str) -> Listing:
     """List every object under ``prefix`` once and sort the keys.
 
-    Memory is proportional to the number of objects (keys only), never to their size.
+    Memory is proportional to the number of objects (keys and sizes), never to their size.
     """
-    return sort_keys(
-        prefix, (info.key for info in destination.list_objects(normalize_prefix(prefix)))
-    )
+    sizes: dict[str, int] = {}
+
+    def keys() -> Iterator[str]:
+        for info in destination.list_objects(normalize_prefix(prefix)):
+            sizes[info.key] = info.size
+            yield info.key
+
+    listing = sort_keys(prefix, keys())
+    listing.sizes = sizes
+    return listing

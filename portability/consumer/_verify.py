@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 from portability.categories import Category
 from portability.errors import IntegrityError
-from portability.manifest import Manifest, PartEntry, part_suffix
+from portability.manifest import Manifest, PartEntry
 from portability.records import SCHEMA_VERSION
 
-from ._layout import StreamId
+from ._layout import StreamId, part_key_pattern
+from ._limits import DEFAULT_LIMITS, ConsumerLimits
 
 __all__ = [
     "Position",
@@ -61,7 +62,13 @@ def is_full_replay(manifest: Manifest) -> bool:
     return manifest.reset or manifest.position.from_ is None
 
 
-def check_manifest(manifest: Manifest, key: str, stream: StreamId, prefix: str) -> None:
+def check_manifest(
+    manifest: Manifest,
+    key: str,
+    stream: StreamId,
+    prefix: str,
+    limits: ConsumerLimits = DEFAULT_LIMITS,
+) -> None:
     """Refuse a manifest that contradicts its own key or itself, before any part is read."""
     if manifest.kind != MANIFEST_KIND:
         raise RefusedObjectError(key, f"kind is {manifest.kind!r}, not {MANIFEST_KIND!r}")
@@ -81,13 +88,18 @@ def check_manifest(manifest: Manifest, key: str, stream: StreamId, prefix: str) 
         raise RefusedObjectError(key, f"unknown compression {manifest.compression!r}")
     if manifest.reset != (manifest.position.from_ is None):
         raise RefusedObjectError(key, "a reset has no position.from, an increment always has")
-    folder = stream.folder(prefix)
-    suffix = part_suffix(manifest.compression)
+    pattern = part_key_pattern(stream.folder(prefix), manifest.compression)
     seen: set[str] = set()
     for part in manifest.parts:
         # A part outside the stream's folder could smuggle another user's data in.
-        if not part.key.startswith(f"{folder}parts/") or not part.key.endswith(suffix):
-            raise RefusedObjectError(key, f"lists {part.key}, which is not a part of {stream}")
+        if not pattern.fullmatch(part.key):
+            raise RefusedObjectError(key, f"lists {part.key!r}, which is not a part of {stream}")
+        if part.bytes > limits.max_part_bytes:
+            raise RefusedObjectError(
+                key,
+                f"lists {part.key} of {part.bytes} bytes, more than this consumer's limit "
+                f"of {limits.max_part_bytes} per part",
+            )
         if part.key in seen:
             raise RefusedObjectError(key, f"lists {part.key} twice")
         seen.add(part.key)

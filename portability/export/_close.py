@@ -20,16 +20,20 @@ from portability.errors import ConflictError, IntegrityError, ObjectExistsError,
 from portability.export import _streams
 from portability.export._plan import MANIFEST_SHA_METADATA, record_result
 from portability.manifest import Manifest, manifest_key
+from portability.signing import ManifestSigner, sign_manifest
 
 __all__ = ["adopt_written_manifests", "delete_unlisted", "put_manifest", "record_delivery"]
 
 log = logging.getLogger("portability.export")
 
 
-def put_manifest(destination: Destination, key: str, manifest: Manifest) -> tuple[Manifest, str]:
-    """Write ``manifest`` unless the same delivery is already there; returns the manifest as
-    stored and the SHA-256 of its bytes (kept on the stream for the history check)."""
-    body = manifest.to_json()
+def put_manifest(
+    destination: Destination, key: str, manifest: Manifest, signer: ManifestSigner
+) -> tuple[Manifest, str]:
+    """Write ``manifest``, signed, unless the same delivery is already there; returns the
+    manifest as stored and the SHA-256 of its bytes (kept on the stream for the history
+    check)."""
+    body = sign_manifest(manifest.to_json(), signer)
     digest = hashlib.sha256(body).hexdigest()
     try:
         destination.put_object(

@@ -38,6 +38,7 @@ from portability.export._plan import (
 from portability.export._write import PartPlan, write_parts
 from portability.manifest import Manifest, PartEntry, PositionRange, manifest_key
 from portability.runtime import Runtime
+from portability.signing import ManifestSigner
 from portability.sources.position import Position
 
 __all__ = ["StreamJob", "deliver_stream"]
@@ -65,6 +66,8 @@ class StreamJob:
     horizon: int | None
     #: Rewrites a block of lines for the app (user pseudonyms).
     rewrite: Callable[[bytes], bytes]
+    #: Signs the manifest (the newest of ``PORTABILITY_MANIFEST_SIGNING_KEYS``).
+    signer: ManifestSigner
     #: This run's row for the stream as an earlier attempt left it (None on a first try).
     previous: Planned | None = None
 
@@ -138,7 +141,7 @@ def deliver_stream(
         manifest = _manifest(job, delivery.sequence, delivery.start, end, reason, parts)
         key = manifest_key(job.folder, delivery.sequence)
         with guard.hold() as conn:
-            stored, digest = put_manifest(destination, key, manifest)
+            stored, digest = put_manifest(destination, key, manifest, job.signer)
             hooks.after_manifest(key)
             hooks.before_checkpoint_commit(category)
             record_delivery(

@@ -50,6 +50,7 @@ from portability.manifest import stream_prefix
 from portability.pseudonyms import Pseudonymizer
 from portability.runs import claim_run, finish_run
 from portability.runtime import Runtime
+from portability.signing import load_signers
 
 __all__ = ["RunOutcome", "execute_run"]
 
@@ -179,6 +180,7 @@ def _export(
             f"none of the requested categories ({', '.join(sorted(refused))}) is granted"
         )
     pseudonyms = Pseudonymizer(settings.resolved_pseudonym_key(), opened.app.id, user.id)
+    signer = load_signers(settings)[0]
     destination = runtime.open_destination(dest_row)
     upper = runtime.source.position()  # outside any transaction of ours (SQLite locks)
     guard = ConsentGuard(runtime, RunRef(run.id, grant.id, run.rerun_of), heartbeat)
@@ -203,6 +205,7 @@ def _export(
             upper=upper,
             horizon=opened.horizon,
             rewrite=partial(pseudonyms.rewrite, category.value),
+            signer=signer,
             previous=opened.previous.get(category.value),
         )
         status, stream_id = deliver_stream(runtime, job, destination, guard, hooks)

@@ -16,6 +16,7 @@ from portability.cli import _errors
 from portability.consumer import SqliteStore, consume, open_bucket
 from portability.destinations.s3 import S3Destination
 from portability.errors import IntegrityError
+from portability.signing import new_signing_key_text, parse_signing_keys
 from tests.fixtures.consumer import PREFIX, expected_state, state
 from tests.fixtures.exports import ExportWriter, changes
 from tests.fixtures.s3 import READER_ACCESS_KEY_ID, READER_SECRET_ACCESS_KEY, create_bucket
@@ -138,3 +139,43 @@ def test_the_cli_consumes_a_real_bucket_and_refuses_an_altered_part_by_key(
     assert [(p["kind"], p["key"]) for p in report["problems"]] == [("integrity", altered)]
     with SqliteStore(tmp_path / "c.db") as store:
         assert store.count("posts", "u-1") == 100  # nothing of manifest 2
+
+
+def test_a_part_larger_than_its_manifest_says_is_refused_unread_from_a_real_bucket(
+    s3_endpoint, bucket, writer_destination, tmp_path
+):
+    stream = ExportWriter(writer_destination, prefix=PREFIX, user_id="u-1", records_per_part=40)
+    delivered = stream.deliver(list(changes("posts", "u-1", 80)))
+    swollen = delivered.manifest.parts[1].key
+    body = writer_destination.get_object(swollen)
+    writer_destination.put_object(swollen, body + b"\x00" * (2 << 20))
+
+    with SqliteStore(tmp_path / "consumer.db") as store:
+        report = consume(reader(s3_endpoint, bucket), store, prefix=PREFIX)
+        held = store.count("posts", "u-1")
+
+    assert [(p.kind, p.key) for p in report.problems] == [("integrity", swollen)]
+    assert "(not downloaded)" in report.problems[0].message
+    assert held == 0
+
+
+def test_verify_mode_over_a_real_bucket_refuses_a_forged_reset(
+    s3_endpoint, bucket, writer_destination, tmp_path
+):
+    (signer,) = parse_signing_keys(new_signing_key_text())
+    keys = [signer.public_key()]
+    stream = ExportWriter(writer_destination, prefix=PREFIX, user_id="u-1", signer=signer)
+    stream.deliver(list(changes("posts", "u-1", 50)))
+    with SqliteStore(tmp_path / "consumer.db") as store:
+        first = consume(reader(s3_endpoint, bucket), store, prefix=PREFIX, verify_keys=keys)
+    stream.signer = None  # whoever forges it has no private key: an unsigned reset
+    forged = stream.deliver([], reset=True)
+
+    with SqliteStore(tmp_path / "consumer.db") as store:
+        second = consume(reader(s3_endpoint, bucket), store, prefix=PREFIX, verify_keys=keys)
+        held = store.count("posts", "u-1")
+
+    assert (first.ok, first.records) == (True, 50)
+    assert [(p.kind, p.key) for p in second.problems] == [("integrity", forged.key)]
+    assert "is not signed" in second.problems[0].message
+    assert held == 50

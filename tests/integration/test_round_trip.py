@@ -19,6 +19,7 @@ from portability.destinations.s3 import S3Destination
 from portability.manifest import manifest_key
 from portability.platform.mutate import mutate
 from portability.settings import Settings
+from portability.signing import load_signers
 from tests.fixtures.transfers import delivered_lines, expected_state, manifests
 from tests.fixtures.workers import wait_until
 
@@ -63,6 +64,7 @@ def test_a_consumer_rebuilds_the_users_data_from_the_bucket_alone(
     settings = Settings(
         encryption_key=worker_env["PORTABILITY_ENCRYPTION_KEY"],
         pseudonym_key=worker_env["PORTABILITY_PSEUDONYM_KEY"],
+        manifest_signing_keys=worker_env["PORTABILITY_MANIFEST_SIGNING_KEYS"],
         data_dir=tmp_path / "d",
         allow_http_endpoints=True,
         allow_private_endpoints=True,
@@ -92,8 +94,10 @@ def test_a_consumer_rebuilds_the_users_data_from_the_bucket_alone(
         endpoint_url=s3_endpoint.endpoint_url,
         region=s3_endpoint.region,
     )
+    # Verify mode: every manifest the engine wrote carries a signature by the published key.
+    published = [signer.public_key() for signer in load_signers(settings)]
     with SqliteStore(str(tmp_path / "consumer.db")) as store:
-        first = consume(developer_bucket, store, prefix=transfer.prefix)
+        first = consume(developer_bucket, store, prefix=transfer.prefix, verify_keys=published)
         local = {
             c: {rid: data for rid, _at, data in store.records(c, transfer.pseudonym)}
             for c in CATEGORIES

@@ -52,6 +52,7 @@ def test_a_worker_killed_mid_run_is_redelivered_and_completes_exactly_once(
     settings = Settings(
         encryption_key=env["PORTABILITY_ENCRYPTION_KEY"],
         pseudonym_key=env["PORTABILITY_PSEUDONYM_KEY"],
+        manifest_signing_keys=env["PORTABILITY_MANIFEST_SIGNING_KEYS"],
         data_dir=Path(env["PORTABILITY_DATA_DIR"]),
         allow_http_endpoints=True,
         allow_private_endpoints=True,
@@ -227,6 +228,7 @@ def _activity_transfer(make_transfer, engine, env, s3_endpoint, make_bucket, rec
     settings = Settings(
         encryption_key=env["PORTABILITY_ENCRYPTION_KEY"],
         pseudonym_key=env["PORTABILITY_PSEUDONYM_KEY"],
+        manifest_signing_keys=env["PORTABILITY_MANIFEST_SIGNING_KEYS"],
         data_dir=Path(env["PORTABILITY_DATA_DIR"]),
         allow_http_endpoints=True,  # the test S3 server listens on http://127.0.0.1
         allow_private_endpoints=True,

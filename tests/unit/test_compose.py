@@ -36,6 +36,7 @@ def test_every_process_of_ours_gets_the_same_database_broker_and_key():
         "PORTABILITY_BROKER_URL",
         "PORTABILITY_ENCRYPTION_KEYS",
         "PORTABILITY_PSEUDONYM_KEY",
+        "PORTABILITY_MANIFEST_SIGNING_KEYS",
         "PORTABILITY_ALLOW_HTTP_ENDPOINTS",
         "PORTABILITY_ALLOW_PRIVATE_ENDPOINTS",
     ):

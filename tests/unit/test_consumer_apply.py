@@ -17,6 +17,7 @@ from portability.consumer import (
     StreamId,
     consume,
     iter_lines,
+    snapshot_name,
 )
 from portability.consumer._apply import apply_manifest
 from portability.consumer._fetch import PartFetcher
@@ -159,9 +160,9 @@ def test_a_part_of_several_gzip_members_is_read_whole():
 
 
 def test_lines_split_across_decompressed_chunks_are_rejoined(monkeypatch):
-    from portability.consumer import _decode
+    from portability.consumer import _blocks
 
-    monkeypatch.setattr(_decode, "CHUNK_BYTES", 7)
+    monkeypatch.setattr(_blocks, "CHUNK_BYTES", 7)
     lines = [orjson.dumps({"id": f"r{n}", "pad": "x" * n}) for n in range(30)]
     body = gzip.compress(b"\n".join(lines) + b"\n")
 
@@ -190,7 +191,7 @@ def test_jsonl_format_writes_a_current_state_snapshot_per_user_and_category(
 
     with JsonlStore(tmp_path / "c.db", tmp_path / "out") as store:
         consume(bucket, store, prefix=PREFIX)
-        snapshot = (tmp_path / "out" / "posts" / "u1.jsonl").read_bytes().splitlines()
+        snapshot = (tmp_path / "out" / "posts" / snapshot_name("u1")).read_bytes().splitlines()
 
     rows = [orjson.loads(line) for line in snapshot]
     expected = expected_state(first, second)
@@ -206,13 +207,13 @@ def test_jsonl_snapshot_due_before_a_crash_is_written_by_the_next_pass(
     with JsonlStore(tmp_path / "c.db", tmp_path / "out") as store:
         store.finish_pass = lambda: None  # the process dies before writing the snapshot
         consume(bucket, store, prefix=PREFIX)
-    assert not (tmp_path / "out" / "posts" / "u1.jsonl").exists()
+    assert not (tmp_path / "out" / "posts" / snapshot_name("u1")).exists()
 
     with JsonlStore(tmp_path / "c.db", tmp_path / "out") as store:
         report = consume(bucket, store, prefix=PREFIX)
 
     assert report.applied == []
-    assert len((tmp_path / "out" / "posts" / "u1.jsonl").read_bytes().splitlines()) == 8
+    assert len((tmp_path / "out" / "posts" / snapshot_name("u1")).read_bytes().splitlines()) == 8
 
 
 def test_progress_is_reported_after_every_part(bucket, store, new_stream):
@@ -231,7 +232,7 @@ def test_progress_is_reported_after_every_part(bucket, store, new_stream):
 
 def test_an_upsert_whose_data_is_not_an_object_is_refused(bucket, store, stream):
     stream.deliver(list(changes("posts", "u1", 3)))
-    key = f"{stream.stream}parts/00000000000000000003-00000000000000000004/part-00001.jsonl.gz"
+    key = f"{stream.stream}parts/0123456789abcdef/part-00001.jsonl.gz"
     line = b'{"id":"x","op":"upsert","changed_at":"2025-01-01T00:00:00.000000Z","data":[1]}\n'
     body = gzip.compress(line)
     bucket.put_object(key, body)

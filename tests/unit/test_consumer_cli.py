@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import pytest
@@ -9,7 +10,7 @@ from typer.testing import CliRunner
 
 from portability.cli import _errors
 from portability.cli import consume as consume_cli
-from portability.consumer import SqliteStore
+from portability.consumer import SqliteStore, snapshot_name
 from portability.destinations.memory import MemoryDestination
 from portability.errors import IntegrityError, ValidationError
 from tests.fixtures.consumer import PREFIX
@@ -123,5 +124,19 @@ def test_jsonl_format_writes_snapshots_under_out(consume_app, bucket, tmp_path):
     )
 
     assert result.exit_code == 0, result.output
-    lines = (tmp_path / "o" / "activity" / "u1.jsonl").read_text().splitlines()
+    lines = (tmp_path / "o" / "activity" / snapshot_name("u1")).read_text().splitlines()
     assert len(lines) == 9
+
+
+def test_limits_on_the_command_line_reach_the_consumer(consume_app, bucket, tmp_path):
+    line = b'{"id":"a","op":"upsert","changed_at":"t","data":{"pad":"' + b"x" * (2 << 20) + b'"}}'
+    hostile = ExportWriter(bucket, prefix=PREFIX).deliver_raw(gzip.compress(line + b"\n"))
+
+    accepted = run(consume_app, "--store", str(tmp_path / "a.db"), "--json")
+    refused = run(consume_app, "--store", str(tmp_path / "r.db"), "--json", "--max-line-mib", "1")
+
+    assert accepted.exit_code == 0, accepted.output
+    assert _errors.report(refused.exception) == 7
+    problems = json.loads(refused.stdout)["problems"]
+    assert [p["key"] for p in problems] == [hostile.manifest.parts[0].key]
+    assert "longer than 1048576 bytes" in problems[0]["message"]

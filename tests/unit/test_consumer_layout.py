@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from portability.consumer import StreamId
-from portability.consumer._layout import parse_manifest_key, sort_keys
+from portability.consumer._layout import parse_manifest_key, part_key_pattern, sort_keys
 from portability.manifest import manifest_key, part_key, stream_prefix
+from portability.sources.position import Position
 
 
 @pytest.mark.parametrize("prefix", ["", "exports", "/exports/", "a/b"])
@@ -37,7 +38,7 @@ def test_listing_sorts_manifests_by_stream_and_keeps_every_other_key():
     keys = [
         manifest_key(stream, 2),
         manifest_key(stream, 1),
-        part_key(stream, 0, 5, 1, "gzip"),
+        part_key(stream, None, Position.at(5), 1, "gzip"),
         "exports/notes.txt",
     ]
 
@@ -46,4 +47,48 @@ def test_listing_sorts_manifests_by_stream_and_keeps_every_other_key():
     assert listing.manifests == {
         StreamId("u1", "posts", 1): {1: manifest_key(stream, 1), 2: manifest_key(stream, 2)}
     }
-    assert listing.other_keys == {part_key(stream, 0, 5, 1, "gzip"), "exports/notes.txt"}
+    assert listing.other_keys == {
+        part_key(stream, None, Position.at(5), 1, "gzip"),
+        "exports/notes.txt",
+    }
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd", "none"])
+@pytest.mark.parametrize("prefix", ["", "exports", "a/b"])
+def test_every_part_key_the_layout_builds_matches_its_streams_part_pattern(prefix, compression):
+    folder = stream_prefix(prefix, "u-42", "posts", 9)
+
+    key = part_key(folder, Position.at(120), Position.at(99_000), 3, compression)
+
+    assert part_key_pattern(folder, compression).fullmatch(key)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "exports/u1/posts/g1/parts/../../../u2/posts/g1/parts/"
+        "00000000000000000000-00000000000000000001/part-00001.jsonl.gz",
+        "exports/u2/posts/g1/parts/00000000000000000000-00000000000000000001/part-00001.jsonl.gz",
+        "exports/u1/posts/g12/parts/00000000000000000000-00000000000000000001/part-00001.jsonl.gz",
+        "exports/u1/posts/g1/parts/00000000000000000000-00000000000000000001/part-00001.jsonl",
+        "exports/u1/posts/g1/parts/00000000000000000000-00000000000000000001/part-1.jsonl.gz",
+        "exports/u1/posts/g1/parts/0-1/part-00001.jsonl.gz",
+        "exports/u1/posts/g1/parts/00000000000000000000-00000000000000000001/part-00001.jsonl.gz\n",
+        "exports/u1/posts/g1/parts/00000000000000000000-00000000000000000001/x/part-00001.jsonl.gz",
+        "exports/u1/posts/g1/parts/leftover.jsonl.gz",
+    ],
+)
+def test_a_key_of_any_other_shape_is_not_a_part_of_the_stream(key):
+    folder = stream_prefix("exports", "u1", "posts", 1)
+
+    assert part_key_pattern(folder, "gzip").fullmatch(key) is None
+
+
+def test_a_user_id_with_pattern_characters_is_matched_literally():
+    folder = stream_prefix("exports", "u.+*", "posts", 1)
+    other = stream_prefix("exports", "uXYZ", "posts", 1)
+
+    pattern = part_key_pattern(folder, "gzip")
+
+    assert pattern.fullmatch(part_key(folder, None, Position.at(1), 1, "gzip"))
+    assert pattern.fullmatch(part_key(other, None, Position.at(1), 1, "gzip")) is None
