@@ -11,7 +11,11 @@
      │    ├── DestinationPermanentError   access denied, no such bucket, bad keys: fix and re-run
      │    └── ObjectExistsError           a conditional write found the key already there
      ├── SourceError                the change feed could not be read
-     └── IntegrityError             a manifest or part failed verification (consumer side)
+     ├── IntegrityError             a manifest or part failed verification (consumer side)
+     └── UnavailableError           a service is down or not set up; the message names the fix
+          ├── DatabaseUnavailableError   cannot connect to the database
+          ├── SchemaNotMigratedError     tables missing or behind: run `portability db upgrade`
+          └── BrokerUnavailableError     cannot publish: committed runs wait for the reconciler
 
 ``FailureReason`` is the typed reason stored on a failed or cancelled run.
 """
@@ -21,9 +25,11 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
+    "BrokerUnavailableError",
     "CategoryBusyError",
     "ConflictError",
     "ConsentError",
+    "DatabaseUnavailableError",
     "DestinationError",
     "DestinationPermanentError",
     "DestinationTransientError",
@@ -32,7 +38,9 @@ __all__ = [
     "NotFoundError",
     "ObjectExistsError",
     "PortabilityError",
+    "SchemaNotMigratedError",
     "SourceError",
+    "UnavailableError",
     "ValidationError",
 ]
 
@@ -96,3 +104,21 @@ class SourceError(PortabilityError):
 
 class IntegrityError(PortabilityError):
     """A delivered object does not match what its manifest promises."""
+
+
+class UnavailableError(PortabilityError):
+    """The environment is not ready (a service down, a schema not migrated), not the input."""
+
+    is_transient = True
+
+
+class DatabaseUnavailableError(UnavailableError):
+    pass
+
+
+class SchemaNotMigratedError(UnavailableError):
+    is_transient = False
+
+
+class BrokerUnavailableError(UnavailableError):
+    pass
