@@ -382,13 +382,18 @@ class Checkpoint(Base):
             raise ValidationError(f"unknown category {value!r}") from None
 
 
+#: Columns whose validator already bounds the length with a more specific message.
+_SIZED_BY_RULE = frozenset({"id", "country", "bucket"})
+_LABELS = {"PlatformUser": "user", "RunCategory": "run category"}
+
+
 def _refuse_overlong_text() -> None:
     """Every sized text column refuses a longer value with a ``ValidationError`` naming the
     field, before the database answers with a raw ``DataError`` (or, on SQLite, stores it)."""
     for model in (App, PlatformUser, Authorization, Destination, Schedule, Run, RunCategory):
         for column in model.__table__.columns:
             length = getattr(column.type, "length", None)
-            if isinstance(column.type, String) and length:
+            if isinstance(column.type, String) and length and column.key not in _SIZED_BY_RULE:
                 event.listen(
                     getattr(model, column.key),
                     "set",

@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from portability.errors import ValidationError
 from portability.cron import (
     check_min_interval,
     closest_interval,
@@ -17,6 +16,7 @@ from portability.cron import (
     next_fire_after,
     normalize_cron,
 )
+from portability.errors import ValidationError
 from portability.timing import JITTER_FRACTION, jitter, planned_run_at
 
 # --- validation -------------------------------------------------------------------------
