@@ -130,12 +130,8 @@ def test_values_the_database_would_refuse_are_refused_first_naming_the_field(
     result = cli(*args, env=env)
 
     assert result.exit_code == EXIT_USAGE
-    assert (
-        result.error_lines
-        == [f"error: {message} " + result.error_lines[0].split(message)[1].strip()]
-        or message in result.stderr
-    )
-    assert message in result.stderr and "[SQL" not in result.stderr
+    assert len(result.error_lines) == 1 and message in result.error_lines[0]
+    assert "[SQL" not in result.stderr
 
 
 def test_the_console_script_keeps_the_exit_code_of_an_interrupted_command(sqlite_url, cli_env):
