@@ -180,6 +180,10 @@ def diagnose(run: Run) -> str:
     status = RunStatus(run.status)
     if status is RunStatus.SUCCEEDED:
         return "delivered: every category's manifest is written"
+    if status is RunStatus.CANCELLED and run.failure_reason == FailureReason.CONSENT:
+        return _BY_REASON[FailureReason.CONSENT].format(
+            run=run.id, grant=run.authorization_id, app=run.app_id
+        )
     if status is RunStatus.CANCELLED:
         return f"cancelled ({run.last_error or 'no reason given'}); retry it if it is still wanted"
     if status is RunStatus.QUEUED:
