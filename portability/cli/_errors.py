@@ -63,8 +63,7 @@ def report(exc: BaseException, *, debug: bool, database_url: str | None = None) 
         _line(f"error: {translated}")
         return EXIT_USAGE
     if isinstance(translated, PortabilityError):
-        hint = getattr(translated, "hint", None)
-        _line(f"error: {translated}" + (f" ({hint})" if hint else ""))
+        _line(f"error: {translated}")
         return EXIT_FAILED
     if not debug:
         _line(f"internal error: {type(exc).__name__}: {_first_line(exc)} (re-run with --debug)")

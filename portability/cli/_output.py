@@ -27,6 +27,10 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+#: Widest cell in a table, in characters.
+_MAX_CELL = 60
+
+
 def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(to_jsonable(value), indent=2) + "\n")
 
@@ -64,7 +68,10 @@ def print_table(
         return
     table = Table(title=title, show_edge=False, header_style="bold")
     for column in columns:
-        table.add_column(column.replace("_", " "), overflow="fold")
+        # One line per row: long values (errors) are cut; ``show`` and ``--json`` have them whole.
+        table.add_column(
+            column.replace("_", " "), overflow="ellipsis", no_wrap=True, max_width=_MAX_CELL
+        )
     for row in rows:
         table.add_row(*(_cell(row.get(column)) for column in columns))
     _console().print(table)
@@ -76,7 +83,10 @@ def print_record(record: Mapping[str, Any], *, title: str | None = None) -> None
         print(title)
     width = max((len(k) for k in record), default=0)
     for key, value in record.items():
-        if isinstance(value, list) and value and isinstance(value[0], Mapping):
+        if isinstance(value, list) and not value:
+            print(f"  {key.replace('_', ' '):<{width}} : none")
+            continue
+        if isinstance(value, list) and isinstance(value[0], Mapping):
             print(f"  {key}:")
             print_table(value, list(value[0].keys()))
             continue

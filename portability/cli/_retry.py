@@ -107,16 +107,16 @@ def _retry_one(run_id: int) -> int:
     """Retry ``run_id`` with its audit entry, in one transaction; the new run's id."""
     settings = _context.load_settings()
     with transaction(_context.sessions()) as session:
+        before = snapshot(session.get(Run, run_id))
         new = rerun(session, run_id, eligible_countries=settings.eligible_countries)
-        old = session.get(Run, run_id)
         record(
             session,
             actor=_context.STATE.who(),
             command="runs retry",
             object_type="run",
             object_id=run_id,
-            before=snapshot(old),
-            after={"retried_as": new.id, **(snapshot(new) or {})},
+            before=before,
+            after={**(before or {}), "retried_as": new.id},
         )
         return new.id
 

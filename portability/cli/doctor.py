@@ -49,6 +49,7 @@ def doctor_cmd(
             schema_ok = _run(checks, "schema", lambda: _schema(settings))
             if schema_ok:
                 _run(checks, "stuck runs", lambda: _stuck_runs(settings))
+            _run(checks, "clock", _clock)
         broker_ok = _run(checks, "broker", lambda: _broker(settings, timeout))
         if broker_ok:
             _run(checks, "workers", lambda: _workers(settings, timeout))
@@ -105,6 +106,27 @@ def _schema(_settings: Settings) -> tuple[bool, str]:
             f"expects {head}: run `portability db upgrade`"
         )
     return True, f"at revision {head} (head)"
+
+
+#: Seconds this host's clock may differ from the database's before leases and schedules drift.
+MAX_CLOCK_SKEW = 2.0
+
+
+def _clock() -> tuple[bool, str]:
+    engine = _context.engine()
+    if engine.dialect.name != "postgresql":
+        return True, "not checked: an embedded database shares this host's clock"
+    with engine.connect() as connection:
+        before = utcnow()
+        database_now = connection.execute(text("SELECT clock_timestamp()")).scalar_one()
+        after = utcnow()
+    skew = (database_now - (before + (after - before) / 2)).total_seconds()
+    if abs(skew) > MAX_CLOCK_SKEW:
+        raise PortabilityError(
+            f"this host's clock is {skew:+.1f} s off the database's: leases and schedules "
+            "depend on both; fix time synchronisation (NTP) on the host that is wrong"
+        )
+    return True, f"{skew:+.2f} s off the database's"
 
 
 def _stuck_runs(settings: Settings) -> tuple[bool, str]:

@@ -131,7 +131,7 @@ def test_retry_queues_a_linked_run_and_audits_who_did_it(cli, support):
         "runs retry",
         row["retry"],
     )
-    assert entry["before"]["status"] == "failed" and entry["after"]["rerun_of"] == run_id
+    assert entry["before"]["status"] == "failed" and entry["after"]["retried_as"] == row["retry"]
 
 
 def test_retry_of_a_succeeded_run_says_there_is_nothing_to_retry(cli, support):
