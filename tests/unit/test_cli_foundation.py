@@ -183,3 +183,33 @@ def test_registry_refuses_text_longer_than_its_column(sqlite_url):
             contact_email="a@b.example",
             use_case="a long enough use case",
         )
+
+
+def test_logging_is_configured_once_however_often_commands_ask():
+    import logging
+
+    from portability.cli._logging import configure_logging
+
+    configure_logging()
+    configure_logging(long_running=True)
+
+    mine = [h for h in logging.getLogger().handlers if h.get_name() == "portability-cli"]
+    assert (len(mine), logging.getLogger().level) == (1, logging.INFO)
+
+
+def test_a_failed_scheduler_step_logs_one_line_without_a_traceback(caplog):
+    import logging
+
+    from schedules.loop import log_step_failure
+
+    caplog.set_level(logging.INFO)
+    try:
+        raise ConnectionError("connection refused\n[SQL: SELECT 1]")
+    except ConnectionError as exc:
+        log_step_failure(logging.getLogger("schedules.test"), "scheduler tick", exc, retry_in=5)
+
+    [record] = caplog.records
+    assert record.getMessage() == (
+        "scheduler tick failed, retrying in 5.0 s: ConnectionError: connection refused"
+    )
+    assert record.exc_info is None
