@@ -9,7 +9,7 @@ import typer
 
 from portability.db.base import MAX_ID
 
-__all__ = ["ID", "JSON", "LIMIT", "PAGE", "id_argument", "parse_since", "since_option"]
+__all__ = ["JSON", "LIMIT", "PAGE", "id_argument", "parse_since", "since_option"]
 
 _DURATION = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -57,7 +57,6 @@ def id_argument(what: str) -> int:
     )
 
 
-ID = {"min": 1, "max": MAX_ID}
 JSON = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")
 LIMIT = typer.Option(20, "--limit", min=1, max=1000, help="Rows per page.")
 PAGE = typer.Option(1, "--page", min=1, help="Page number, newest first.")

@@ -12,16 +12,18 @@ import sys
 
 import typer
 from rich.progress import Progress
+from sqlalchemy.orm import Session
 
 from portability.audit import record, snapshot
 from portability.cli import _context
 from portability.cli._errors import EXIT_FAILED
 from portability.cli._output import print_json, print_table
 from portability.cli._params import JSON, parse_since, since_option
+from portability.db.base import check_id
 from portability.db.engine import transaction
 from portability.db.models import Run
 from portability.errors import BrokerUnavailableError, PortabilityError
-from portability.retries import failed_runs, rerun
+from portability.retries import failed_runs, rerun, why_not_retry
 from portability.runs import mark_enqueued
 
 __all__ = ["register", "send"]
@@ -60,6 +62,9 @@ def retry_cmd(
             refused = {c.run_id: c.refusal for c in candidates if c.refusal is not None}
         else:
             targets, refused = list(dict.fromkeys(run_ids)), {}
+            if dry_run:
+                refused = _refusals(session, targets, settings.eligible_countries)
+                targets = [r for r in targets if r not in refused]
     if dry_run:
         rows = [{"run": r, "action": "retry"} for r in targets]
         rows += [{"run": r, "action": f"refused: {why}"} for r, why in refused.items()]
@@ -73,8 +78,6 @@ def retry_cmd(
     else:
         created, errors = _retry_each(targets, show_progress=len(targets) > 1 and not as_json)
         errors.update(refused)
-    if enqueue and created:
-        send(list(created.values()))
     rows = [{"run": old, "retry": new, "result": "queued"} for old, new in created.items()]
     rows += [
         {"run": old, "retry": None, "result": f"refused: {why}"} for old, why in errors.items()
@@ -82,8 +85,25 @@ def retry_cmd(
     print_json(rows) if as_json else print_table(
         rows, ["run", "retry", "result"], empty="nothing to retry"
     )
+    if enqueue and created:
+        send(list(created.values()))
     if errors:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _refusals(session: Session, run_ids: list[int], eligible: frozenset[str]) -> dict[int, str]:
+    """Why each of ``run_ids`` would be refused, for ``--dry-run``."""
+    refused: dict[int, str] = {}
+    for run_id in run_ids:
+        run = session.get(Run, check_id(run_id, "run id"))
+        why = (
+            f"run {run_id} not found"
+            if run is None
+            else why_not_retry(session, run, eligible_countries=eligible)
+        )
+        if why is not None:
+            refused[run_id] = why
+    return refused
 
 
 def _retry_each(

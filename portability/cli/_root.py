@@ -41,7 +41,6 @@ app = typer.Typer(
         "Data-portability transfers: migrate, seed, schedule, run, inspect and consume.\n\n"
         + _errors.EXIT_CODES_HELP
     ),
-    epilog=_errors.EXIT_CODES_HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,

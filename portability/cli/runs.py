@@ -106,14 +106,13 @@ def cancel_cmd(
     """
     actor = _context.STATE.who()
     with _context.sessions().begin() as session:
-        run = session.get(Run, run_id)
+        run = session.get(Run, check_id(run_id, "run id"))
         if run is None:
             raise NotFoundError(f"run {run_id} not found")
-        before = snapshot(run)
+        before, status = snapshot(run), run.status
         if not cancel_run(session, run_id, reason=f"{reason} ({actor})"):
             raise ConflictError(
-                f"run {run_id} is {before and before['status']}: only queued or "
-                "running runs can be cancelled"
+                f"run {run_id} is {status}: only queued or running runs can be cancelled"
             )
         record(
             session,

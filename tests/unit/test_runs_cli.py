@@ -246,3 +246,21 @@ def test_a_run_that_does_not_exist_is_not_found(cli, support):
     result = cli("runs", "show", 999, env=support.env)
 
     assert (result.exit_code, result.error_lines) == (EXIT_NOT_FOUND, ["error: run 999 not found"])
+
+
+def test_dry_run_of_named_runs_says_which_would_be_refused_and_why(cli, support):
+    failed = support.finished_run()
+    succeeded = support.finished_run(RunStatus.SUCCEEDED, error=None)
+
+    result = cli("runs", "retry", failed, succeeded, 999, "--dry-run", "--json", env=support.env)
+
+    assert result.exit_code == EXIT_OK, result.stderr
+    assert json.loads(result.stdout) == [
+        {"run": failed, "action": "retry"},
+        {
+            "run": succeeded,
+            "action": f"refused: run {succeeded} succeeded: there is nothing to retry",
+        },
+        {"run": 999, "action": "refused: run 999 not found"},
+    ]
+    assert support.runs() == 2
