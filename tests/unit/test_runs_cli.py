@@ -4,90 +4,18 @@ entry point, on an embedded SQLite database."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from portability.cli._errors import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK
 from portability.crypto import CredentialBox
-from portability.db.engine import make_engine, make_session_factory
 from portability.db.models import Run, RunStatus
 from portability.devtools.sample import register_sample_transfer
-from portability.errors import FailureReason
 from portability.registry import add_user, revoke_grant
-from portability.runs import claim_run, create_run, finish_run
-
-#: A loopback port in this suite's range where nothing listens: a broker that is down.
-CLOSED_BROKER = "redis://127.0.0.1:19399/0"
-
-
-@dataclass
-class Support:
-    url: str
-    env: dict[str, str]
-    authorization_id: int
-    destination_id: int
-
-    def sessions(self):
-        return make_session_factory(make_engine(self.url))
-
-    def finished_run(
-        self,
-        status=RunStatus.FAILED,
-        error="access denied to bucket dev-bucket",
-        reason=FailureReason.DESTINATION_PERMANENT,
-        transfer=None,
-    ) -> int:
-        authorization_id, destination_id = transfer or (self.authorization_id, self.destination_id)
-        sessions = self.sessions()
-        with sessions.begin() as session:
-            run_id = create_run(
-                session,
-                authorization_id=authorization_id,
-                destination_id=destination_id,
-                categories="posts",
-            ).id
-        with sessions.begin() as session:
-            claim_run(session, run_id, lease_seconds=30)
-        with sessions.begin() as session:
-            finish_run(
-                session,
-                run_id,
-                status,
-                error=error,
-                reason=reason if status is RunStatus.FAILED else None,
-            )
-        return run_id
-
-    def runs(self) -> int:
-        with self.sessions()() as session:
-            return int(session.scalar(select(func.count()).select_from(Run)) or 0)
-
-
-@pytest.fixture
-def support(sqlite_url: str, tmp_path: Path) -> Support:
-    sessions = make_session_factory(make_engine(sqlite_url))
-    with sessions.begin() as session:
-        add_user(session, user_id="u1", country="DE")
-        sample = register_sample_transfer(
-            session,
-            CredentialBox(Fernet.generate_key()),
-            user_id="u1",
-            categories="posts",
-            eligible_countries={"DE"},
-            bucket="dev-bucket",
-            access_key_id="k",
-            secret_access_key="s",
-        )
-    env = {
-        "PORTABILITY_DATABASE_URL": sqlite_url,
-        "PORTABILITY_DATA_DIR": str(tmp_path / "state"),
-        "PORTABILITY_ACTOR": "alice",
-    }
-    return Support(sqlite_url, env, sample.authorization_id, sample.destination_id)
+from portability.runs import create_run
+from tests.fixtures.cli import CLOSED_BROKER
 
 
 def test_show_explains_a_denied_destination_in_plain_words(cli, support):
