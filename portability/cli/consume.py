@@ -17,6 +17,8 @@ from pathlib import Path
 import orjson
 import typer
 
+from portability.cli._context import STATE
+from portability.cli._logging import configure_logging
 from portability.consumer import (
     JOURNAL_MODES,
     Consumer,
@@ -106,6 +108,7 @@ def consume(
     consumer = Consumer(destination, local, prefix=prefix, on_progress=progress)
     try:
         if watch:
+            configure_logging(debug=STATE.debug, long_running=True)
             consumer.watch(
                 interval,
                 stop=threading.Event(),
