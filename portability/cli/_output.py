@@ -61,17 +61,24 @@ def print_table(
     *,
     title: str | None = None,
     empty: str = "nothing found",
+    whole: Sequence[str] = (),
 ) -> None:
-    """``rows`` as a table of ``columns`` (keys of each row); ``empty`` when there are none."""
+    """``rows`` as a table of ``columns`` (keys of each row); ``empty`` when there are none.
+
+    Cells are cut to one line, except in the ``whole`` columns, which wrap.
+    """
     if not rows:
         print(empty)
         return
     table = Table(title=title, show_edge=False, header_style="bold")
     for column in columns:
         # One line per row: long values (errors) are cut; ``show`` and ``--json`` have them whole.
-        table.add_column(
-            column.replace("_", " "), overflow="ellipsis", no_wrap=True, max_width=_MAX_CELL
-        )
+        if column in whole:
+            table.add_column(column.replace("_", " "), overflow="fold")
+        else:
+            table.add_column(
+                column.replace("_", " "), overflow="ellipsis", no_wrap=True, max_width=_MAX_CELL
+            )
     for row in rows:
         table.add_row(*(_cell(row.get(column)) for column in columns))
     _console().print(table)

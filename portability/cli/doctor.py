@@ -59,7 +59,7 @@ def doctor_cmd(
     else:
         for row in rows:
             row["result"] = "ok" if row["ok"] else "PROBLEM"
-        print_table(rows, ["name", "result", "detail"])
+        print_table(rows, ["name", "result", "detail"], whole=["detail"])
     if not all(c.ok for c in checks):
         raise typer.Exit(EXIT_FAILED)
 
