@@ -18,6 +18,7 @@ import typer
 
 from portability.cli._context import STATE, enqueuer, load_settings
 from portability.cli._logging import configure_logging
+from portability.errors import BrokerUnavailableError
 
 __all__ = ["EXIT_COLD_STOP", "EXIT_WARM_STOP", "register"]
 
@@ -40,6 +41,11 @@ def tick_cmd(
     runtime = DatabaseRuntime.from_settings(settings)
     try:
         result = run_tick(runtime, enqueuer())
+    except BrokerUnavailableError as exc:
+        raise BrokerUnavailableError(
+            f"{exc}; the runs this tick created are committed and stay queued: the reconciler "
+            "sends them once the broker is back"
+        ) from exc
     finally:
         runtime.close()
     if as_json:

@@ -549,3 +549,19 @@ def test_cli_run_stops_warm_on_sigterm(world: World, sqlite_url: str, tmp_path: 
     assert process.returncode == 0, err
     assert "scheduler stopped after" in out
     assert "SIGTERM: finishing the batch in hand" in err
+
+
+def test_cli_tick_with_the_broker_down_says_the_runs_wait_for_the_reconciler(
+    world: World, sqlite_url: str, tmp_path: Path, cli: Callable[..., Any]
+) -> None:
+    world.schedule(None, now=datetime.now(UTC) - HOUR)
+    env = {**_cli_env(sqlite_url, tmp_path), "PORTABILITY_BROKER_URL": "redis://127.0.0.1:19396/0"}
+
+    result = cli("scheduler", "tick", env=env)
+
+    assert result.exit_code == 1
+    [line] = [text for text in result.error_lines if text.startswith("error:")]
+    assert "Traceback" not in result.stderr
+    assert "cannot be reached" in line and "stay queued: the reconciler sends them" in line
+    with world.runtime.sessions() as session:
+        assert [r.status for r in session.scalars(select(Run)).all()] == ["queued"]
