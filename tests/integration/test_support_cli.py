@@ -18,14 +18,25 @@ from portability.destinations.memory import MemoryDestination
 from portability.destinations.s3 import S3Destination
 from portability.registry import create_schedule
 from portability.settings import Settings
+from portability.sources.sql import SqlChangeFeed
 from tests.fixtures.db import create_pg_schema, drop_pg_schema, pg_schema_url
 from tests.fixtures.s3 import READER_ACCESS_KEY_ID, READER_SECRET_ACCESS_KEY
 from tests.fixtures.transfers import delivered_lines, feed_lines, last_watermark, run_to_end
+from tests.fixtures.workers import wait_until
 
 pytestmark = [pytest.mark.services]
 
 #: A loopback port in this suite's range where nothing listens.
 CLOSED_BROKER = "redis://127.0.0.1:19397/0"
+
+
+def _wait_for_the_feed(engine) -> None:
+    """Until every seeded change is below the feed's watermark, so the first run has
+    something to write (and is refused), whatever other transactions the server runs."""
+    with engine.connect() as conn:
+        top = conn.execute(text("SELECT max(txid) FROM platform_changes")).scalar_one()
+    feed = SqlChangeFeed(engine)
+    wait_until(lambda: feed.watermark() > top, timeout=60, what="the feed's watermark")
 
 
 def _settings(env: dict[str, str]) -> Settings:
@@ -51,6 +62,7 @@ def test_a_run_denied_by_its_destination_is_found_explained_and_retried_after_th
         access_key_id=READER_ACCESS_KEY_ID,  # may read, may not write: AccessDenied
         secret_access_key=READER_SECRET_ACCESS_KEY,
     )
+    _wait_for_the_feed(engine)  # other sessions on a shared server can hold the watermark
     start_worker(env=worker_env)
     env = {**worker_env, "PORTABILITY_ACTOR": "support-bob"}
 
