@@ -36,7 +36,11 @@ def _wait_for_the_feed(engine) -> None:
     with engine.connect() as conn:
         top = conn.execute(text("SELECT max(txid) FROM platform_changes")).scalar_one()
     feed = SqlChangeFeed(engine)
-    wait_until(lambda: feed.watermark() > top, timeout=60, what="the feed's watermark")
+    wait_until(
+        lambda: feed.watermark() > top,
+        timeout=60,
+        what="the feed's watermark (an open transaction elsewhere on the server holds it)",
+    )
 
 
 def _settings(env: dict[str, str]) -> Settings:
