@@ -14,7 +14,11 @@
      │    └── ObjectExistsError           a conditional write found the key already there
      ├── SourceError                the change feed could not be read
      ├── TenancyError               a row pairs one app's grant with another app's objects
-     └── IntegrityError             a manifest or part failed verification (consumer side)
+     ├── IntegrityError             a manifest or part failed verification (consumer side)
+     └── UnavailableError           a service is down or not set up; the message names the fix
+          ├── DatabaseUnavailableError   cannot connect to the database
+          ├── SchemaNotMigratedError     tables missing or behind: run `portability db upgrade`
+          └── BrokerUnavailableError     cannot publish: committed runs wait for the reconciler
 
 ``FailureReason`` is the typed reason stored on a failed or cancelled run.
 
@@ -28,10 +32,12 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
+    "BrokerUnavailableError",
     "CategoryBusyError",
     "ConfigurationError",
     "ConflictError",
     "ConsentError",
+    "DatabaseUnavailableError",
     "DestinationError",
     "DestinationPermanentError",
     "DestinationTransientError",
@@ -41,8 +47,10 @@ __all__ = [
     "NotFoundError",
     "ObjectExistsError",
     "PortabilityError",
+    "SchemaNotMigratedError",
     "SourceError",
     "TenancyError",
+    "UnavailableError",
     "ValidationError",
 ]
 
@@ -124,3 +132,21 @@ class TenancyError(PortabilityError):
 
 class IntegrityError(PortabilityError):
     """A delivered object does not match what its manifest promises."""
+
+
+class UnavailableError(PortabilityError):
+    """The environment is not ready (a service down, a schema not migrated), not the input."""
+
+    is_transient = True
+
+
+class DatabaseUnavailableError(UnavailableError):
+    pass
+
+
+class SchemaNotMigratedError(UnavailableError):
+    is_transient = False
+
+
+class BrokerUnavailableError(UnavailableError):
+    pass

@@ -17,8 +17,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from portability.categories import format_categories, parse_categories
+from portability.cron import check_min_interval
 from portability.crypto import CredentialBox
-from portability.db.base import utcnow
+from portability.db.base import check_id, utcnow
 from portability.db.models import (
     Access,
     App,
@@ -30,6 +31,7 @@ from portability.db.models import (
 )
 from portability.errors import ConflictError, NotFoundError, ValidationError
 from portability.netpolicy import EndpointPolicy
+from portability.timing import first_run_at
 
 _T = TypeVar("_T")
 _STRICT = EndpointPolicy()
@@ -249,8 +251,6 @@ def create_schedule(
     Refuses a grant or destination of another app, categories wider than the grant, and a
     recurring schedule on a single-use grant.
     """
-    from schedules.timing import first_run_at
-
     now = now or utcnow()
     auth = _get(session, Authorization, authorization_id)
     destination = _get(session, Destination, destination_id)
@@ -277,8 +277,6 @@ def create_schedule(
         timezone=timezone,
     )
     if cron is not None:
-        from schedules.cron import check_min_interval
-
         schedule.cron = cron
         check_min_interval(schedule.cron, timezone, min_interval_minutes)
     session.add(schedule)
@@ -299,6 +297,8 @@ def disable_schedules(session: Session, where: object, reason: str) -> None:
 
 
 def _get(session: Session, model: type[_T], key: object) -> _T:
+    if isinstance(key, int):
+        check_id(key, f"{model.__name__.lower()} id")
     row = session.get(model, key)
     if row is None:
         raise NotFoundError(f"{model.__name__.lower()} {key} not found")

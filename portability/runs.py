@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from portability.categories import format_categories, parse_categories
-from portability.db.base import utcnow
+from portability.db.base import check_id, utcnow
 from portability.db.models import Authorization, Destination, Run, RunCategory, RunStatus
 from portability.errors import ConflictError, FailureReason, NotFoundError, ValidationError
 
@@ -35,7 +35,6 @@ __all__ = [
     "mark_enqueued",
     "release_for_retry",
     "renew_lease",
-    "rerun",
     "run_diagnostic",
     "stale_queued_runs",
     "transition",
@@ -75,10 +74,10 @@ def create_run(
     now: datetime | None = None,
 ) -> Run:
     """Create a queued run. Refuses categories outside the grant and another app's destination."""
-    auth = session.get(Authorization, authorization_id)
+    auth = session.get(Authorization, check_id(authorization_id, "authorization id"))
     if auth is None or (app_id is not None and auth.app_id != app_id):
         raise NotFoundError(f"authorization {authorization_id} not found")
-    destination = session.get(Destination, destination_id)
+    destination = session.get(Destination, check_id(destination_id, "destination id"))
     if destination is None or destination.app_id != auth.app_id:
         raise NotFoundError(f"destination {destination_id} not found for app {auth.app_id}")
     requested = parse_categories(categories)
@@ -106,7 +105,7 @@ def create_run(
 
 def get_run(session: Session, run_id: int, *, app_id: int | None = None) -> RunView:
     """The run as a plain value; with ``app_id``, another app's run is "not found"."""
-    run = session.get(Run, run_id)
+    run = session.get(Run, check_id(run_id, "run id"))
     if run is None or (app_id is not None and run.app_id != app_id):
         raise NotFoundError(f"run {run_id} not found")
     rows = session.scalars(select(RunCategory).where(RunCategory.run_id == run_id)).all()
@@ -306,6 +305,7 @@ _TOTALS: dict[str, Any] = {
 
 def cancel_run(session: Session, run_id: int, *, reason: str) -> bool:
     """Cancel a queued or running run; a running export stops at its next lease renewal."""
+    check_id(run_id, "run id")
     return finish_run(
         session,
         run_id,
@@ -325,25 +325,6 @@ def mark_enqueued(session: Session, run_ids: Iterable[int], *, now: datetime | N
             .values(enqueued_at=now or utcnow())
             .execution_options(synchronize_session=False)
         )
-
-
-def rerun(session: Session, run_id: int, *, max_attempts: int | None = None) -> Run:
-    """A new queued run doing what a failed or cancelled one did; it continues from the
-    checkpoint, so nothing already delivered is sent again."""
-    old = session.get(Run, run_id)
-    if old is None:
-        raise NotFoundError(f"run {run_id} not found")
-    if old.status not in {RunStatus.FAILED, RunStatus.CANCELLED}:
-        raise ConflictError(f"run {run_id} is {old.status}: only failed or cancelled runs re-run")
-    return create_run(
-        session,
-        authorization_id=old.authorization_id,
-        destination_id=old.destination_id,
-        categories=old.categories,
-        schedule_id=old.schedule_id,
-        max_attempts=max_attempts or old.max_attempts,
-        rerun_of=old.id,
-    )
 
 
 def stale_queued_runs(

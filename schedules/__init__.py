@@ -4,7 +4,8 @@
   loop both call it); safe with several schedulers at once.
 - ``reconcile_runs`` — re-send runs the broker may have lost.
 - ``SchedulerLoop`` — ``portability scheduler run``: ticks and reconciles without beat.
-- ``schedules.cron`` — cron arithmetic in IANA zones; ``schedules.timing`` — jitter.
+- cron arithmetic (``portability.cron``) and jitter (``portability.timing``) live in the core,
+  which validates schedules with them; the scheduler only uses them.
 """
 
 from __future__ import annotations

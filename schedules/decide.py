@@ -24,7 +24,7 @@ from croniter import CroniterError
 
 from portability.db.models import Access, AppStatus, RunStatus
 from portability.errors import ValidationError
-from schedules.timing import planned_run_at
+from portability.timing import planned_run_at
 
 __all__ = ["Action", "Decision", "DueSchedule", "decide"]
 

@@ -21,13 +21,23 @@ from schedules.reconcile import reconcile_runs
 from schedules.runtime import SchedulerRuntime
 from schedules.tick import EnqueueRuns, TickResult, run_tick
 
-__all__ = ["ColdStop", "SchedulerLoop", "reconcile_interval"]
+__all__ = ["ColdStop", "SchedulerLoop", "log_step_failure", "reconcile_interval"]
 
 log = logging.getLogger(__name__)
 
 
 class ColdStop(BaseException):
     """Stop now. A ``BaseException`` on purpose: the loop's error handling must not catch it."""
+
+
+def log_step_failure(
+    logger: logging.Logger, what: str, exc: BaseException, *, retry_in: float
+) -> None:
+    """One line per failed step (a database down for an hour must not print a traceback per
+    tick); the traceback only at DEBUG level."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    logger.error("%s failed, retrying in %.1f s: %s: %s", what, retry_in, type(exc).__name__, first)
+    logger.debug("%s failure", what, exc_info=exc)
 
 
 def reconcile_interval(reconcile_after_seconds: int) -> float:
@@ -101,6 +111,6 @@ class SchedulerLoop:
         since a scheduler that exits on a blip stops every schedule."""
         try:
             step()
-        except Exception:
+        except Exception as exc:
             self.failures += 1
-            log.exception("scheduler step failed; retrying in %.1f s", self._tick_seconds)
+            log_step_failure(log, "scheduler step", exc, retry_in=self._tick_seconds)

@@ -20,6 +20,7 @@ from typing import Any
 
 from portability.db.base import utcnow
 from portability.db.engine import transaction
+from portability.dispatch import EnqueueRuns
 from schedules.claim import claim_due_schedules, mark_unsent, record_decisions
 from schedules.decide import Action, decide
 from schedules.runtime import SchedulerRuntime
@@ -27,9 +28,6 @@ from schedules.runtime import SchedulerRuntime
 __all__ = ["EnqueueRuns", "TickResult", "run_tick"]
 
 log = logging.getLogger(__name__)
-
-#: Sends "run N is due" for each id; called only after the runs are committed.
-EnqueueRuns = Callable[[list[int]], object]
 
 
 @dataclass

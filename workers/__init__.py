@@ -1,5 +1,8 @@
 """The Celery app: the only package that imports Celery.
 
+Other packages reach the broker through ``celery_enqueue(settings)``, an implementation of
+``portability.dispatch.EnqueueRuns``.
+
 ``celery -A workers worker`` and ``celery -A workers beat`` load ``workers.app``, built from
 ``Settings()`` (the environment). Tasks stay three lines: load, call the engine, map the
 outcome to retry or done.
@@ -7,6 +10,6 @@ outcome to retry or done.
 
 from __future__ import annotations
 
-from workers.app import app, create_app
+from workers.app import app, celery_enqueue, create_app, enqueue_runs
 
-__all__ = ["app", "create_app"]
+__all__ = ["app", "celery_enqueue", "create_app", "enqueue_runs"]

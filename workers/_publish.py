@@ -26,26 +26,11 @@ import orjson
 from celery import Celery
 from celery.utils.nodenames import anon_nodename
 
-from portability.settings import Settings
-from schedules.tick import EnqueueRuns
+__all__ = ["EXPORT_TASK", "publish_runs"]
 
-__all__ = ["EXPORT_TASK", "celery_enqueue", "publish_runs"]
-
-#: The export task's name (``workers.app.EXPORT_TASK``), sent by name.
+#: The export task's name: the one definition, registered by ``workers.app`` and sent by name.
 EXPORT_TASK = "portability.export_run"
 _CHUNK = 1000
-
-
-def celery_enqueue(settings: Settings) -> EnqueueRuns:
-    """An ``enqueue`` for ``run_tick`` publishing to the broker of ``settings``."""
-    from workers.app import create_app
-
-    app = create_app(settings)
-
-    def enqueue(run_ids: list[int]) -> None:
-        publish_runs(app, run_ids)
-
-    return enqueue
 
 
 def publish_runs(app: Celery, run_ids: Sequence[int], *, task_name: str = EXPORT_TASK) -> None:

@@ -15,12 +15,25 @@ from collections.abc import Iterable
 from typing import Any
 
 from celery import Celery, Task
+from kombu.exceptions import OperationalError as BrokerOperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from portability.dispatch import EnqueueRuns
+from portability.errors import BrokerUnavailableError
 from portability.settings import Settings
+from workers._publish import EXPORT_TASK, publish_runs
 
-__all__ = ["app", "create_app", "enqueue_run", "enqueue_runs", "runtime", "settings_of"]
-
-EXPORT_TASK = "portability.export_run"
+__all__ = [
+    "EXPORT_TASK",
+    "app",
+    "celery_enqueue",
+    "create_app",
+    "enqueue_run",
+    "enqueue_runs",
+    "runtime",
+    "settings_of",
+]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -113,12 +126,45 @@ def export_run(self: Task, run_id: int) -> str:
     return outcome.status
 
 
+def celery_enqueue(settings: Settings) -> EnqueueRuns:
+    """The ``EnqueueRuns`` of ``portability.dispatch`` for the broker of ``settings``.
+
+    A broker that cannot be reached raises ``BrokerUnavailableError`` (the caller's runs are
+    committed and stay queued for the reconciler), never a kombu error.
+    """
+    celery = create_app(settings)
+
+    def enqueue(run_ids: list[int]) -> None:
+        _publish(celery, run_ids)
+
+    return enqueue
+
+
 def enqueue_run(run_id: int) -> None:
     enqueue_runs([run_id])
 
 
 def enqueue_runs(run_ids: Iterable[int]) -> None:
-    """Publish "run N is due" for each id (pipelined; see ``workers._publish``)."""
-    from workers._publish import publish_runs
+    """Publish "run N is due" for each id on this module's app (pipelined; see
+    ``workers._publish``)."""
+    _publish(app, list(run_ids))
 
-    publish_runs(app, list(run_ids))
+
+def _publish(celery: Celery, run_ids: list[int]) -> None:
+    try:
+        publish_runs(celery, run_ids)
+    except (
+        BrokerOperationalError,
+        RedisConnectionError,
+        RedisTimeoutError,
+        OSError,
+    ) as exc:
+        raise BrokerUnavailableError(
+            f"the broker at {_safe_broker(celery.conf.broker_url)} cannot be reached ({exc})"
+        ) from exc
+
+
+def _safe_broker(url: str) -> str:
+    from kombu.utils.url import maybe_sanitize_url
+
+    return str(maybe_sanitize_url(url))

@@ -38,35 +38,32 @@ class TickingScheduler(beat.Scheduler):  # type: ignore[misc]
         now = time.monotonic()
         if now >= self._next_tick:
             self._next_tick = now + settings.scheduler_tick_seconds
-            self._guarded("tick", lambda: _tick(runtime(), enqueue_runs))
+            self._guarded("tick", lambda: _tick(runtime(), enqueue_runs), settings)
         if now >= self._next_reconcile:
             self._next_reconcile = now + max(1.0, settings.reconcile_after_seconds / 2)
-            self._guarded("reconcile", lambda: _reconcile(runtime(), enqueue_runs))
+            self._guarded("reconcile", lambda: _reconcile(runtime(), enqueue_runs), settings)
         if now >= self._next_retention:
             self._next_retention = now + settings.feed_retention_interval_seconds
-            self._guarded("retention", lambda: _retention(runtime()))
+            self._guarded("retention", lambda: _retention(runtime()), settings)
         return min(wait, max(0.05, self._next_tick - time.monotonic()))
 
     @staticmethod
-    def _guarded(what: str, step: Any) -> None:
-        # A database or broker outage must not kill beat: log it and try again next tick.
+    def _guarded(what: str, step: Any, settings: Any) -> None:
+        # A database or broker outage must not kill beat: one line, and again next tick.
+        from schedules.loop import log_step_failure
+
         try:
             step()
-        except Exception:
-            log.exception("scheduler %s failed; retrying at the next tick", what)
+        except Exception as exc:
+            log_step_failure(
+                log, f"scheduler {what}", exc, retry_in=settings.scheduler_tick_seconds
+            )
 
 
 def _tick(runtime: Any, enqueue: Any) -> None:
     from schedules import run_tick
 
-    result = run_tick(runtime, enqueue)
-    if result.created or result.skipped or result.disabled:
-        log.info(
-            "tick: %d runs created, %d skipped, %d schedules disabled",
-            result.created,
-            result.skipped,
-            result.disabled,
-        )
+    run_tick(runtime, enqueue)  # run_tick logs what it did, once
 
 
 def _reconcile(runtime: Any, enqueue: Any) -> None:

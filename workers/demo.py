@@ -381,13 +381,27 @@ def _summary(
     say(f"developer's local copy matches the platform: {'yes ✔' if matches else 'NO ✘'}")
     say(f"done in {seconds:.1f}s\n")
     say("Next steps:")
-    say("  make test                              # the suite, on real PostgreSQL, Redis and S3")
-    say(f"  ls {demo_dir}")
-    say("                                         # demo database, broker queue, worker log")
-    say("  .venv/bin/portability consume --help   # apply deliveries to your own store")
-    say(f"  PORTABILITY_DATA_DIR={demo_dir} .venv/bin/portability runs list")
-    say("                                         # what ran, with per-category results")
-    say("  README.md                              # bucket layout, record schemas, operations")
+    for line in next_steps(demo_dir, second.id):
+        say(line)
+
+
+def next_steps(demo_dir: Path, run_id: int) -> list[str]:
+    """The advice printed at the end: each command points at the demo's own state (its data
+    dir holds the database and the broker queue), so it works as printed."""
+    cli = f"PORTABILITY_DATA_DIR={demo_dir} .venv/bin/portability"
+    return [
+        "  make test                              # the suite, on real PostgreSQL, Redis and S3",
+        f"  ls {demo_dir}",
+        "                                         # demo database, broker queue, worker log",
+        f"  {cli} runs list",
+        "                                         # what ran, newest first",
+        f"  {cli} runs show {run_id}",
+        "                                         # one run: categories, positions, manifests",
+        f"  {cli} doctor",
+        "                                         # is everything in place?",
+        "  .venv/bin/portability consume --help   # apply deliveries to your own store",
+        "  README.md                              # bucket layout, record schemas, operations",
+    ]
 
 
 def _expected_changes(changes: MutationReport) -> dict[str, int]:

@@ -18,6 +18,8 @@ from pathlib import Path
 import orjson
 import typer
 
+from portability.cli._context import STATE
+from portability.cli._logging import configure_logging
 from portability.consumer import (
     DEFAULT_LIMITS,
     JOURNAL_MODES,
@@ -148,6 +150,7 @@ def consume(
     )
     try:
         if watch:
+            configure_logging(debug=STATE.debug, long_running=True)
             consumer.watch(
                 interval,
                 stop=threading.Event(),

@@ -1,159 +1,214 @@
-"""``portability runs``: create, list, show and re-run transfers.
+"""``portability runs``: find, explain, retry, cancel and follow transfer runs.
 
-Creating or re-running a run enqueues it through the Celery app in ``workers`` -- imported
-here lazily, at the command edge, because a command must reach the broker; the rest of
-``portability`` never imports Celery.
+The commands stay thin: reads go through ``portability.run_report``, writes through
+``portability.runs`` and ``portability.retries``, and every change is audited in its own
+transaction. Runs are enqueued only after that commit, through ``portability.dispatch``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from datetime import datetime
+import time
 from typing import Any
 
 import typer
-from sqlalchemy import select
 
-from portability.cli._context import load_settings
-from portability.db.engine import make_engine, make_session_factory
-from portability.db.models import Run
-from portability.runs import RunView, create_run, get_run, rerun, run_diagnostic
+from portability.audit import record, snapshot
+from portability.cli import _context, _retry
+from portability.cli._errors import EXIT_FAILED
+from portability.cli._logging import configure_logging
+from portability.cli._output import print_json, print_record, print_table
+from portability.cli._params import JSON, LIMIT, PAGE, id_argument, parse_since, since_option
+from portability.db.base import check_id
+from portability.db.models import Authorization, Run, RunStatus
+from portability.errors import ConflictError, NotFoundError
+from portability.run_report import describe_run, list_runs
+from portability.runs import cancel_run, create_run
 
-group = typer.Typer(help="Transfer runs: create, list, show, re-run.", no_args_is_help=True)
+__all__ = ["register"]
 
+group = typer.Typer(
+    help="Transfer runs: list, show, retry, cancel, wait, create.", no_args_is_help=True
+)
 
-def _sessions() -> Any:
-    return make_session_factory(make_engine(load_settings()))
-
-
-def _enqueue(run_id: int) -> None:
-    from workers.app import enqueue_run
-
-    enqueue_run(run_id)
-
-
-def _json(value: Any) -> str:
-    def default(obj: Any) -> Any:
-        if isinstance(obj, datetime):
-            return obj.isoformat()
-        return str(obj)
-
-    return json.dumps(value, default=default, indent=2)
-
-
-def _print_view(view: RunView, as_json: bool) -> None:
-    if as_json:
-        typer.echo(_json(dataclasses.asdict(view)))
-        return
-    typer.echo(f"run {view.id}: {view.status.value} (attempts {view.attempts})")
-    typer.echo(f"  categories : {', '.join(view.categories)}")
-    typer.echo(f"  records    : {view.records:,}   bytes: {view.bytes:,}")
-    if view.last_error:
-        typer.echo(f"  last error : [{view.failure_reason or '-'}] {view.last_error}")
-    for category, result in sorted(view.per_category.items()):
-        typer.echo(
-            f"  {category:<16} {result['status']:<8} {result['records']:>9,} records "
-            f"{result['bytes']:>11,} bytes  {result['manifest_key'] or ''}"
-        )
-
-
-@group.command("create")
-def create_cmd(
-    authorization: int = typer.Option(..., help="Authorization (grant) id."),
-    destination: int = typer.Option(..., help="Destination id."),
-    categories: str = typer.Option("all", help="Comma-separated categories, or 'all'."),
-    enqueue: bool = typer.Option(True, help="Send it to the workers now."),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Create a one-time transfer run (and enqueue it)."""
-    sessions = _sessions()
-    with sessions.begin() as session:
-        if categories == "all":
-            from portability.db.models import Authorization
-
-            auth = session.get(Authorization, authorization)
-            categories = auth.categories if auth is not None else categories
-        run_id = create_run(
-            session,
-            authorization_id=authorization,
-            destination_id=destination,
-            categories=categories,
-            max_attempts=load_settings().run_max_attempts,
-        ).id
-    if enqueue:
-        _enqueue(run_id)
-    with sessions() as session:
-        _print_view(get_run(session, run_id), as_json)
+_LIST_COLUMNS = [
+    "id",
+    "status",
+    "app_id",
+    "user_id",
+    "categories",
+    "attempts",
+    "records",
+    "queued_at",
+    "failure_reason",
+    "last_error",
+]
 
 
 @group.command("list")
 def list_cmd(
-    status: str | None = typer.Option(None, help="Only runs in this status."),
-    limit: int = typer.Option(20, min=1, max=1000),
-    as_json: bool = typer.Option(False, "--json"),
+    status: list[RunStatus] = typer.Option(
+        [], "--status", case_sensitive=False, help="Only runs in this status (repeatable)."
+    ),
+    app: int | None = typer.Option(None, "--app", min=1, help="Only this app's runs."),
+    user: str | None = typer.Option(None, "--user", help="Only this platform user's runs."),
+    schedule: int | None = typer.Option(None, "--schedule", min=1, help="Only this schedule."),
+    since: str | None = since_option(),
+    limit: int = LIMIT,
+    page: int = PAGE,
+    as_json: bool = JSON,
 ) -> None:
-    """The most recent runs, newest first."""
-    with _sessions()() as session:
-        query = select(Run).order_by(Run.id.desc()).limit(limit)
-        if status:
-            query = query.where(Run.status == status)
-        rows = session.scalars(query).all()
-        items = [
-            {
-                "id": r.id,
-                "status": r.status,
-                "schedule_id": r.schedule_id,
-                "authorization_id": r.authorization_id,
-                "categories": r.categories,
-                "attempts": r.attempts,
-                "records": r.records,
-                "bytes": r.bytes,
-                "queued_at": r.queued_at,
-                "failure_reason": r.failure_reason,
-                "last_error": r.last_error,
-            }
-            for r in rows
-        ]
-    if as_json:
-        typer.echo(_json(items))
-        return
-    for item in items:
-        error = f"  [{item['failure_reason']}] {item['last_error']}" if item["last_error"] else ""
-        typer.echo(
-            f"{item['id']:>6} {item['status']:<10} {item['categories']:<40} "
-            f"{item['records']:>9,} rec{error}"
+    """Runs, newest first.
+
+    Example: portability runs list --status failed --since 24h --app 3
+    """
+    with _context.sessions()() as session:
+        rows = list_runs(
+            session,
+            statuses=status,
+            app_id=app,
+            user_id=user,
+            schedule_id=schedule,
+            since=parse_since(since),
+            limit=limit,
+            offset=(page - 1) * limit,
         )
+    if as_json:
+        print_json(rows)
+        return
+    print_table(rows, _LIST_COLUMNS, empty="no runs match")
+    if len(rows) == limit:
+        print(f"page {page}; more with --page {page + 1}")
 
 
 @group.command("show")
-def show_cmd(run_id: int, as_json: bool = typer.Option(False, "--json")) -> None:
-    """One run with its per-category results, and the staff-only diagnostic of its error."""
-    with _sessions()() as session:
-        view, detail = get_run(session, run_id), run_diagnostic(session, run_id)
+def show_cmd(run_id: int = id_argument("run"), as_json: bool = JSON) -> None:
+    """One run: app, user, grant state, destination, each category, the error and a
+    diagnosis in plain words.
+
+    Example: portability runs show 42
+    """
+    settings = _context.load_settings()
+    # The pseudonym is shown when this host holds the key (workers do; a support laptop may not).
+    key = settings.resolved_pseudonym_key() if settings.pseudonym_key is not None else None
+    with _context.sessions()() as session:
+        view = describe_run(session, run_id, pseudonym_key=key)
     if as_json:
-        typer.echo(_json({**dataclasses.asdict(view), "error_detail": detail}))
+        print_json(view)
         return
-    _print_view(view, as_json)
-    if detail:
-        typer.echo(f"  diagnostic : {detail}")
+    print_record(view, title=f"run {view['id']}")
 
 
-@group.command("rerun")
-def rerun_cmd(
-    run_id: int,
-    enqueue: bool = typer.Option(True, help="Send it to the workers now."),
-    as_json: bool = typer.Option(False, "--json"),
+@group.command("cancel")
+def cancel_cmd(
+    run_id: int = id_argument("run"),
+    reason: str = typer.Option("cancelled by support", "--reason", help="Recorded on the run."),
 ) -> None:
-    """Re-run a failed or cancelled run; it continues from the checkpoint."""
-    sessions = _sessions()
-    with sessions.begin() as session:
-        new_id = rerun(session, run_id).id
+    """Cancel a queued or running run; a running export stops at its next lease renewal.
+
+    Example: portability runs cancel 42 --reason "developer asked"
+    """
+    actor = _context.STATE.who()
+    with _context.sessions().begin() as session:
+        run = session.get(Run, check_id(run_id, "run id"))
+        if run is None:
+            raise NotFoundError(f"run {run_id} not found")
+        before, status = snapshot(run), run.status
+        if not cancel_run(session, run_id, reason=f"{reason} ({actor})"):
+            raise ConflictError(
+                f"run {run_id} is {status}: only queued or running runs can be cancelled"
+            )
+        record(
+            session,
+            actor=actor,
+            command="runs cancel",
+            object_type="run",
+            object_id=run_id,
+            before=before,
+            after=snapshot(session.get(Run, run_id)),
+        )
+    print(f"run {run_id} cancelled")
+
+
+@group.command("wait")
+def wait_cmd(
+    run_id: int = id_argument("run"),
+    timeout: float = typer.Option(3600.0, "--timeout", min=0.1, help="Give up after seconds."),
+    interval: float = typer.Option(1.0, "--interval", min=0.05, help="Seconds between polls."),
+    as_json: bool = JSON,
+) -> None:
+    """Follow a run until it ends; exit 0 if it succeeded, 1 otherwise.
+
+    Example: portability runs wait 42 --timeout 600
+    """
+    configure_logging(debug=_context.STATE.debug, long_running=True)
+    deadline = time.monotonic() + timeout
+    last: tuple[Any, ...] | None = None
+    sessions = _context.sessions()
+    while True:
+        with sessions() as session:
+            view = describe_run(session, run_id)
+        state = (view["status"], view["attempts"], sum(c["records"] for c in view["categories"]))
+        if state != last and not as_json:
+            print(
+                f"run {run_id}: {state[0]}, attempts {state[1]}, {state[2]:,} records", flush=True
+            )
+        last = state
+        if RunStatus(view["status"]).is_final:
+            break
+        if time.monotonic() > deadline:
+            print(f"run {run_id} is still {view['status']} after {timeout:g} s")
+            raise typer.Exit(EXIT_FAILED)
+        time.sleep(interval)
+    if as_json:
+        print_json(view)
+    else:
+        print(f"run {run_id} {view['status']}: {view['diagnosis']}")
+    if view["status"] != RunStatus.SUCCEEDED:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@group.command("create")
+def create_cmd(
+    authorization: int = typer.Option(..., "--authorization", help="Authorization (grant) id."),
+    destination: int = typer.Option(..., "--destination", help="Destination id."),
+    categories: str = typer.Option("all", help="Comma-separated categories, or 'all'."),
+    enqueue: bool = typer.Option(True, help="Send it to the workers now."),
+    as_json: bool = JSON,
+) -> None:
+    """Create a one-time transfer run and enqueue it.
+
+    Example: portability runs create --authorization 7 --destination 2 --categories posts
+    """
+    actor = _context.STATE.who()
+    settings = _context.load_settings()
+    with _context.sessions().begin() as session:
+        if categories == "all":
+            auth = session.get(Authorization, check_id(authorization, "authorization id"))
+            categories = auth.categories if auth is not None else categories
+        run = create_run(
+            session,
+            authorization_id=authorization,
+            destination_id=destination,
+            categories=categories,
+            max_attempts=settings.run_max_attempts,
+        )
+        record(
+            session,
+            actor=actor,
+            command="runs create",
+            object_type="run",
+            object_id=run.id,
+            before=None,
+            after=snapshot(run),
+        )
+        run_id = run.id
     if enqueue:
-        _enqueue(new_id)
-    with sessions() as session:
-        _print_view(get_run(session, new_id), as_json)
+        _retry.send([run_id])
+    with _context.sessions()() as session:
+        view = describe_run(session, run_id)
+    print_json(view) if as_json else print_record(view, title=f"run {run_id}")
 
 
 def register(root: typer.Typer) -> None:
+    _retry.register(group)
     root.add_typer(group, name="runs")

@@ -16,7 +16,9 @@ from types import FrameType
 
 import typer
 
-from portability.cli._context import load_settings
+from portability.cli._context import STATE, enqueuer, load_settings
+from portability.cli._logging import configure_logging
+from portability.errors import BrokerUnavailableError
 
 __all__ = ["EXIT_COLD_STOP", "EXIT_WARM_STOP", "register"]
 
@@ -34,12 +36,16 @@ def tick_cmd(
 ) -> None:
     """Run one tick now: claim every due schedule, create and enqueue its run."""
     from schedules import DatabaseRuntime, run_tick
-    from workers._publish import celery_enqueue
 
     settings = load_settings()
     runtime = DatabaseRuntime.from_settings(settings)
     try:
-        result = run_tick(runtime, celery_enqueue(settings))
+        result = run_tick(runtime, enqueuer())
+    except BrokerUnavailableError as exc:
+        raise BrokerUnavailableError(
+            f"{exc}; the runs this tick created are committed and stay queued: the reconciler "
+            "sends them once the broker is back"
+        ) from exc
     finally:
         runtime.close()
     if as_json:
@@ -62,11 +68,11 @@ def run_cmd(
     """Tick and reconcile until SIGINT/SIGTERM (a second signal stops at once)."""
     from schedules import DatabaseRuntime
     from schedules.loop import ColdStop, SchedulerLoop
-    from workers._publish import celery_enqueue
 
+    configure_logging(debug=STATE.debug, long_running=True)
     settings = load_settings()
     runtime = DatabaseRuntime.from_settings(settings)
-    loop = SchedulerLoop(runtime, celery_enqueue(settings), tick_seconds=tick_seconds)
+    loop = SchedulerLoop(runtime, enqueuer(), tick_seconds=tick_seconds)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if loop.is_stopping:

@@ -7,6 +7,7 @@ import json
 import typer
 
 from portability.cli._context import load_settings
+from portability.countries import parse_countries
 from portability.db.engine import make_engine
 
 __all__ = ["register"]
@@ -29,7 +30,7 @@ def seed_cmd(
     settings = load_settings()
     engine = make_engine(settings)
     try:
-        chosen = [c.strip().upper() for c in countries.split(",")] if countries else None
+        chosen = parse_countries(countries.split(","), "--countries") if countries else None
         report = run_seed(
             engine,
             users=users,

@@ -13,18 +13,14 @@ from typing import Any
 
 import typer
 
-from portability.cli._context import load_settings
-from portability.db.engine import make_engine, make_session_factory
+from portability.audit import record
+from portability.cli import _context
 from portability.streams import StreamView, list_streams, request_replay
 
 group = typer.Typer(
     help="Delivery streams (grant, destination, category): list, and replay in full.",
     no_args_is_help=True,
 )
-
-
-def _sessions() -> Any:
-    return make_session_factory(make_engine(load_settings()))
 
 
 def _row(view: StreamView) -> dict[str, Any]:
@@ -45,7 +41,7 @@ def list_cmd(
 
     Example: portability streams list --grant 12
     """
-    with _sessions()() as session:
+    with _context.sessions()() as session:
         views = list_streams(
             session, app_id=None, authorization_id=grant, destination_id=destination
         )
@@ -83,13 +79,22 @@ def replay_cmd(
     if not yes and not typer.confirm(f"Replay every stream of {scope or 'nothing'} in full?"):
         typer.echo("nothing changed")
         raise typer.Exit(code=1)
-    with _sessions().begin() as session:
+    with _context.sessions().begin() as session:
         ids = request_replay(
             session,
             app_id=None,
             authorization_id=grant,
             destination_id=destination,
             category=category,
+        )
+        record(
+            session,
+            actor=_context.STATE.who(),
+            command="streams replay",
+            object_type="grant" if grant is not None else "destination",
+            object_id=grant if grant is not None else destination,
+            before=None,
+            after={"streams_marked": ids, "category": category},
         )
     typer.echo(
         f"{len(ids)} stream(s) marked for a full replay at their next delivery"

@@ -8,7 +8,7 @@ from sqlalchemy import BigInteger, DateTime, Integer, MetaData, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 
-__all__ = ["Base", "BigIntPK", "UTCDateTime", "utcnow"]
+__all__ = ["MAX_ID", "Base", "BigIntPK", "UTCDateTime", "check_id", "utcnow"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -20,6 +20,20 @@ NAMING_CONVENTION = {
 
 #: BIGINT on PostgreSQL, INTEGER on SQLite (where only INTEGER PRIMARY KEY autoincrements).
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+#: The largest id an ``Integer`` primary key holds (PostgreSQL ``integer``).
+MAX_ID = 2**31 - 1
+
+
+def check_id(value: int, what: str) -> int:
+    """``value`` if it can be an id of ``what``; else ``ValidationError`` naming the field,
+    before the database answers with a raw "integer out of range"."""
+    from portability.errors import ValidationError
+
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
+        raise ValidationError(f"{what} {value!r} is not a valid id (1 to {MAX_ID})")
+    return value
 
 
 def utcnow() -> datetime:

@@ -8,9 +8,9 @@ database); invariants that span rows (schedule categories within the grant's) li
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import (
     BigInteger,
@@ -21,11 +21,15 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from portability.categories import Category, format_categories, parse_categories
+from portability.countries import check_country
+from portability.cron import normalize_cron, zone
+from portability.db.audit_log import AuditEntry
 from portability.db.base import Base, UTCDateTime, utcnow
 from portability.errors import ValidationError
 from portability.netpolicy import check_url_shape
@@ -34,6 +38,7 @@ __all__ = [
     "Access",
     "App",
     "AppStatus",
+    "AuditEntry",
     "Authorization",
     "Destination",
     "FeedMark",
@@ -80,16 +85,6 @@ def _categories_text(value: object) -> str:
     if isinstance(value, str | list | tuple | set | frozenset):
         return format_categories(parse_categories(value))  # type: ignore[arg-type,unused-ignore]
     raise ValidationError(f"categories must be a list or comma-separated text, not {value!r}")
-
-
-def check_timezone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationError(
-            f"unknown time zone {name!r}: use an IANA name such as 'Europe/Berlin'"
-        ) from None
-    return name
 
 
 class App(Base):
@@ -149,9 +144,7 @@ class PlatformUser(Base):
 
     @validates("country")
     def _check_country(self, _key: str, value: str) -> str:
-        if not value or len(value) != 2 or not value.isalpha():
-            raise ValidationError(f"country {value!r} must be a two-letter ISO 3166 code")
-        return value.upper()
+        return check_country(value, "user country")
 
 
 class Authorization(Base):
@@ -293,15 +286,12 @@ class Schedule(Base):
 
     @validates("timezone")
     def _check_timezone(self, _key: str, value: str) -> str:
-        return check_timezone(value)
+        zone(value)  # the one time-zone check, shared with the cron arithmetic
+        return value
 
     @validates("cron")
     def _check_cron(self, _key: str, value: str | None) -> str | None:
-        if value is None:
-            return None
-        from schedules.cron import normalize_cron
-
-        return normalize_cron(value)
+        return None if value is None else normalize_cron(value)
 
     @property
     def is_once(self) -> bool:
@@ -435,3 +425,39 @@ class FeedMark(Base):
     taken_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     snapshot_xmin: Mapped[int] = mapped_column(BigInteger)
     is_horizon: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+#: Columns whose validator already bounds the length with a more specific message.
+_SIZED_BY_RULE = frozenset({"id", "country", "bucket"})
+_LABELS = {"PlatformUser": "user", "RunCategory": "run category"}
+
+
+def _refuse_overlong_text() -> None:
+    """Every sized text column refuses a longer value with a ``ValidationError`` naming the
+    field, before the database answers with a raw ``DataError`` (or, on SQLite, stores it)."""
+    for model in (App, PlatformUser, Authorization, Destination, Schedule, Run, RunCategory):
+        for column in model.__table__.columns:
+            length = getattr(column.type, "length", None)
+            if isinstance(column.type, String) and length and column.key not in _SIZED_BY_RULE:
+                event.listen(
+                    getattr(model, column.key),
+                    "set",
+                    _length_check(
+                        f"{model.__name__.lower()} {column.key.replace('_', ' ')}", length
+                    ),
+                    retval=True,
+                )
+
+
+def _length_check(field: str, length: int) -> Callable[[object, object, object, object], object]:
+    def check(_target: object, value: object, _old: object, _initiator: object) -> object:
+        if isinstance(value, str) and len(value) > length:
+            raise ValidationError(
+                f"{field} is {len(value):,} characters long; at most {length:,} are allowed"
+            )
+        return value
+
+    return check
+
+
+_refuse_overlong_text()

@@ -326,7 +326,7 @@ def test_a_permanent_destination_error_fails_at_once_with_its_message(pg_engine,
 def test_exhausted_attempts_fail_the_run_and_a_rerun_continues_from_the_checkpoint(
     pg_engine, make_transfer
 ):
-    from portability.runs import rerun
+    from portability.retries import rerun
 
     destination = MemoryDestination()
     transfer = make_transfer(pg_engine, destination, records=60, categories="posts,profile")
@@ -340,7 +340,9 @@ def test_exhausted_attempts_fail_the_run_and_a_rerun_continues_from_the_checkpoi
     destination.fail_next(0, None)
 
     with transfer.runtime.sessions.begin() as session:
-        again = rerun(session, run_id).id
+        again = rerun(
+            session, run_id, eligible_countries=transfer.runtime.settings.eligible_countries
+        ).id
     assert run_to_end(transfer, again) == RunStatus.SUCCEEDED
     assert transfer.run(again).records == 5
     assert_exactly_once(transfer, ["posts", "profile"])

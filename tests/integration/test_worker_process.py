@@ -278,7 +278,7 @@ def test_a_pool_process_killed_mid_run_is_taken_over_without_the_reconciler(
 def test_a_run_whose_worker_dies_every_time_fails_after_its_attempts_and_keeps_its_position(
     pg_url, slow_env, start_worker, make_transfer, s3_endpoint, make_bucket
 ):
-    from portability.runs import rerun
+    from portability.retries import rerun
     from portability.streams import request_replay
 
     engine = make_engine(pg_url)
@@ -307,7 +307,7 @@ def test_a_run_whose_worker_dies_every_time_fails_after_its_attempts_and_keeps_i
     assert "worker died or timed out 2 times" in (error or "")
     assert _positions(engine, transfer.authorization_id) == before
     with transfer.runtime.sessions.begin() as session:
-        again = rerun(session, doomed).id
+        again = rerun(session, doomed, eligible_countries={"DE"}).id
     _enqueue(slow_env, again)
     wait_until(lambda: _status(engine, again) == "succeeded", timeout=90, what="the re-run")
     assert_exactly_once(transfer, ["activity"])

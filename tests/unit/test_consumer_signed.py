@@ -6,12 +6,10 @@ import json
 
 import orjson
 import pytest
-from typer.testing import CliRunner
 
-from portability.cli import _errors
 from portability.cli import consume as consume_cli
+from portability.cli._errors import EXIT_FAILED, EXIT_USAGE
 from portability.consumer import SqliteStore, consume
-from portability.errors import IntegrityError
 from portability.signing import new_signing_key_text, parse_signing_keys
 from tests.fixtures.consumer import PREFIX, STREAM, ids
 from tests.fixtures.exports import changes
@@ -111,17 +109,22 @@ def cli_bucket(monkeypatch, bucket):
     return bucket
 
 
-def run(app, tmp_path, *args):
-    store = str(tmp_path / "c.db")
-    return CliRunner().invoke(
-        app,
-        ["consume", "--bucket", "b", "--prefix", PREFIX, "--store", store, "--json", *args],
-        env={"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "SECRET"},
-    )
+@pytest.fixture
+def run(cli):
+    """The real entry point, as a developer runs it."""
+
+    def invoke(tmp_path, *args):
+        store = str(tmp_path / "c.db")
+        return cli(
+            *["consume", "--bucket", "b", "--prefix", PREFIX, "--store", store, "--json", *args],
+            env={"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "SECRET"},
+        )
+
+    return invoke
 
 
 def test_the_cli_verifies_with_a_key_file_and_refuses_an_unsigned_manifest(
-    consume_app, cli_bucket, tmp_path, new_stream
+    run, cli_bucket, tmp_path, new_stream
 ):
     new_stream(user_id="u1", category="posts", signer=signer(NEW)).deliver(
         list(changes("posts", "u1", 5))
@@ -130,10 +133,9 @@ def test_the_cli_verifies_with_a_key_file_and_refuses_an_unsigned_manifest(
     key_file = tmp_path / "manifest-keys.json"
     key_file.write_bytes(orjson.dumps([k.to_dict() for k in verify_keys(NEW)]))
 
-    result = run(consume_app, tmp_path, "--verify-key", str(key_file))
+    result = run(tmp_path, "--verify-key", str(key_file))
 
-    assert isinstance(result.exception, IntegrityError)
-    assert _errors.report(result.exception) == 7
+    assert result.exit_code == EXIT_FAILED
     report = json.loads(result.stdout)
     assert report["records"] == 5
     assert [(p["kind"], p["key"]) for p in report["problems"]] == [("integrity", unsigned.key)]
@@ -141,22 +143,20 @@ def test_the_cli_verifies_with_a_key_file_and_refuses_an_unsigned_manifest(
         assert (store.count("posts", "u1"), store.count("posts", "u2")) == (5, 0)
 
 
-def test_the_cli_accepts_keys_as_text(consume_app, cli_bucket, tmp_path, new_stream):
+def test_the_cli_accepts_keys_as_text(run, cli_bucket, tmp_path, new_stream):
     new_stream(user_id="u1", category="posts", signer=signer(OLD)).deliver(
         list(changes("posts", "u1", 5))
     )
     public = verify_keys(OLD)[0].to_dict()
 
-    result = run(
-        consume_app, tmp_path, "--verify-keys", f"{public['key_id']}:{public['public_key']}"
-    )
+    result = run(tmp_path, "--verify-keys", f"{public['key_id']}:{public['public_key']}")
 
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["records"] == 5
 
 
-def test_the_cli_refuses_a_key_file_it_cannot_read(consume_app, cli_bucket, tmp_path):
-    result = run(consume_app, tmp_path, "--verify-key", str(tmp_path / "missing.txt"))
+def test_the_cli_refuses_a_key_file_it_cannot_read(run, cli_bucket, tmp_path):
+    result = run(tmp_path, "--verify-key", str(tmp_path / "missing.txt"))
 
-    assert result.exit_code != 0
-    assert "--verify-key" in str(result.exception)
+    assert result.exit_code == EXIT_USAGE
+    assert "--verify-key" in result.stderr

@@ -9,15 +9,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from portability.errors import ValidationError
-from schedules.cron import (
+from portability.cron import (
     check_min_interval,
     closest_interval,
     iter_fires,
     next_fire_after,
     normalize_cron,
 )
-from schedules.timing import JITTER_FRACTION, jitter, planned_run_at
+from portability.errors import ValidationError
+from portability.timing import JITTER_FRACTION, jitter, planned_run_at
 
 # --- validation -------------------------------------------------------------------------
 

@@ -196,8 +196,10 @@ def test_grant_expiring_in_the_past_is_refused(session: Session, world: World) -
     [
         ("has space", "DE", "user id 'has space'"),
         ("x" * 65, "DE", "must be 1-64 characters"),
-        ("u000009", "Germany", "country 'Germany' must be a two-letter"),
+        ("u000009", "Germany", "country 'Germany' is not an ISO 3166-1"),
         ("u000009", "D1", "country 'D1'"),
+        ("u000009", "\u0414\u0415", "country '\u0414\u0415' is not an ISO"),  # Cyrillic
+        ("u000009", "XX", "country 'XX' is not an ISO"),
     ],
 )
 def test_bad_platform_user_is_refused(

@@ -13,13 +13,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-import typer
 from cryptography.fernet import Fernet
 from sqlalchemy import select, update
-from typer.testing import CliRunner
 
 from portability import registry
 from portability.crypto import CredentialBox
@@ -516,21 +515,14 @@ def _cli_env(sqlite_url: str, tmp_path: Path) -> dict[str, str]:
 
 
 def test_cli_tick_prints_what_it_did_as_json(
-    world: World, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    world: World, sqlite_url: str, tmp_path: Path, cli: Callable[..., Any]
 ) -> None:
-    from portability.cli import scheduler as scheduler_cli
-
-    root = typer.Typer()
-    root.callback()(lambda: None)
-    scheduler_cli.register(root)
     world.schedule(None, now=datetime.now(UTC) - HOUR)
-    for name, value in _cli_env(sqlite_url, tmp_path).items():
-        monkeypatch.setenv(name, value)
 
-    result = CliRunner().invoke(root, ["scheduler", "tick", "--json"])
+    result = cli("scheduler", "tick", "--json", env=_cli_env(sqlite_url, tmp_path))
 
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == {
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {
         "claimed": 1,
         "created": 1,
         "skipped": 0,
@@ -557,3 +549,19 @@ def test_cli_run_stops_warm_on_sigterm(world: World, sqlite_url: str, tmp_path: 
     assert process.returncode == 0, err
     assert "scheduler stopped after" in out
     assert "SIGTERM: finishing the batch in hand" in err
+
+
+def test_cli_tick_with_the_broker_down_says_the_runs_wait_for_the_reconciler(
+    world: World, sqlite_url: str, tmp_path: Path, cli: Callable[..., Any]
+) -> None:
+    world.schedule(None, now=datetime.now(UTC) - HOUR)
+    env = {**_cli_env(sqlite_url, tmp_path), "PORTABILITY_BROKER_URL": "redis://127.0.0.1:19396/0"}
+
+    result = cli("scheduler", "tick", env=env)
+
+    assert result.exit_code == 1
+    [line] = [text for text in result.error_lines if text.startswith("error:")]
+    assert "Traceback" not in result.stderr
+    assert "cannot be reached" in line and "stay queued: the reconciler sends them" in line
+    with world.runtime.sessions() as session:
+        assert [r.status for r in session.scalars(select(Run)).all()] == ["queued"]

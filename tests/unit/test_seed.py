@@ -12,13 +12,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-import typer
 from sqlalchemy import Engine, func, select
-from typer.testing import CliRunner
 
 from portability.categories import EEA_COUNTRIES, Category
-from portability.cli import _errors
-from portability.cli import seed as seed_cli
+from portability.cli._errors import EXIT_NOT_FOUND
 from portability.db.engine import make_engine
 from portability.db.models import PlatformUser
 from portability.errors import NotFoundError, ValidationError
@@ -280,27 +277,16 @@ def test_postgres_copy_path_writes_the_same_feed_and_state_as_sqlite(
 # -- CLI -------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def cli() -> typer.Typer:
-    root = typer.Typer()
-
-    @root.callback()
-    def _group() -> None:
-        """Keep the commands subcommands, as under the real root."""
-
-    seed_cli.register(root)
-    return root
-
-
-def invoke(cli: typer.Typer, url: str, tmp_path: Path, *args: str):
+def invoke(cli, url: str, tmp_path: Path, *args: str):
+    """Through ``portability.cli.run``, the real entry point (the shared ``cli`` fixture)."""
     env = {"PORTABILITY_DATABASE_URL": url, "PORTABILITY_DATA_DIR": str(tmp_path / "data")}
-    return CliRunner().invoke(cli, list(args), env=env)
+    return cli(*args, env=env)
 
 
-def test_seed_command_prints_a_json_summary(cli: typer.Typer, sqlite_url: str, tmp_path) -> None:
+def test_seed_command_prints_a_json_summary(cli, sqlite_url: str, tmp_path) -> None:
     result = invoke(cli, sqlite_url, tmp_path, "seed", "--users", "2", "--records-per-user", "21")
 
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 0, result.stderr
     assert "seeded 2 users (u000001..u000002" in result.stdout
 
     again = invoke(
@@ -316,7 +302,7 @@ def test_seed_command_prints_a_json_summary(cli: typer.Typer, sqlite_url: str, t
     }
 
 
-def test_mutate_command_reports_changed_ids(cli: typer.Typer, sqlite_url: str, tmp_path) -> None:
+def test_mutate_command_reports_changed_ids(cli, sqlite_url: str, tmp_path) -> None:
     invoke(cli, sqlite_url, tmp_path, "seed", "--users", "1", "--records-per-user", "50")
 
     result = invoke(
@@ -324,19 +310,19 @@ def test_mutate_command_reports_changed_ids(cli: typer.Typer, sqlite_url: str, t
         "--deletes", "2", "--json",
     )  # fmt: skip
 
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert sum(map(len, report["updated"].values())) == 3
     assert sum(map(len, report["deleted"].values())) == 2
 
 
 def test_mutate_command_of_an_unknown_user_fails_with_not_found(
-    cli: typer.Typer, sqlite_url: str, tmp_path
+    cli, sqlite_url: str, tmp_path
 ) -> None:
     result = invoke(cli, sqlite_url, tmp_path, "mutate", "--user", "u000404", "--updates", "1")
 
-    assert isinstance(result.exception, NotFoundError)
-    assert _errors.report(result.exception) == 3
+    assert result.exit_code == EXIT_NOT_FOUND
+    assert len(result.error_lines) == 1 and "user u000404 has no records" in result.stderr
 
 
 def test_seeding_is_reproducible_across_processes(tmp_path):

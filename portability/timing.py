@@ -17,10 +17,12 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from portability.db.models import Schedule
-from schedules.cron import iter_fires
+from portability.cron import iter_fires
+
+if TYPE_CHECKING:
+    from portability.db.models import Schedule
 
 __all__ = ["JITTER_FRACTION", "Fire", "first_run_at", "jitter", "next_fire", "planned_run_at"]
 
