@@ -4,6 +4,8 @@
      ├── ValidationError            bad input, refused before anything is stored
      ├── NotFoundError              no such app / grant / destination / schedule / run
      ├── ConflictError              the row moved under us (guarded transition lost)
+     ├── AuthenticationError        missing, unknown, expired or revoked API key or token
+     ├── RateLimitedError           over an app's request rate (``retry_after`` seconds)
      ├── ConsentError               grant expired, revoked, used, non-EEA, app not approved
      ├── CategoryBusyError          another run holds the (grant, category) lease: try later
      ├── DestinationError
@@ -21,6 +23,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
+    "AuthenticationError",
     "CategoryBusyError",
     "ConflictError",
     "ConsentError",
@@ -32,6 +35,7 @@ __all__ = [
     "NotFoundError",
     "ObjectExistsError",
     "PortabilityError",
+    "RateLimitedError",
     "SourceError",
     "ValidationError",
 ]
@@ -53,7 +57,15 @@ class PortabilityError(Exception):
 
 
 class ValidationError(PortabilityError, ValueError):
-    """Input refused; the message names the field and what is wrong with it."""
+    """Input refused; the message names the field and what is wrong with it.
+
+    ``field``, when the raiser knows it, is the input's name (``use_case``, ``categories``):
+    the HTTP API reports it as the field at fault.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class NotFoundError(PortabilityError, LookupError):
@@ -62,6 +74,18 @@ class NotFoundError(PortabilityError, LookupError):
 
 class ConflictError(PortabilityError):
     pass
+
+
+class AuthenticationError(PortabilityError):
+    """A missing, unknown, expired or revoked credential (API key, service token)."""
+
+
+class RateLimitedError(PortabilityError):
+    """Over a rate limit; ``retry_after`` is in whole seconds."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ConsentError(PortabilityError):

@@ -24,9 +24,9 @@ def _root(
 
 
 def _register() -> None:
-    from portability.cli import consume, db, runs, scheduler, seed
+    from portability.cli import api, consume, db, runs, scheduler, seed
 
-    for module in (db, seed, scheduler, consume, runs):
+    for module in (db, seed, scheduler, consume, runs, api):
         module.register(app)
 
 
