@@ -123,8 +123,20 @@ def _from_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 def _field_name(location: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in location if p not in {"body", "query", "path", "header"}]
-    return ".".join(parts) or str(location[-1] if location else "body")
+    """``("body", "categories", "literal['all']")`` -> ``categories``: the request's own
+    names, without pydantic's tags for the union branch it tried."""
+    parts: list[str] = []
+    for part in location[1:] if location[:1] and location[0] in _SOURCES else location:
+        if isinstance(part, int):
+            parts.append(str(part))
+        elif isinstance(part, str) and part.replace("-", "_").isidentifier():
+            parts.append(part)
+        else:
+            break
+    return ".".join(parts) or (str(location[0]) if location else "body")
+
+
+_SOURCES = frozenset({"body", "query", "path", "header", "cookie"})
 
 
 def _from_validation(_request: Request, exc: Exception) -> JSONResponse:
