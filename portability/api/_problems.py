@@ -78,7 +78,6 @@ _TABLE: list[tuple[type[BaseException], int, str, str]] = [
 _HTTP = {
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
-    400: ("bad-request", "Bad request"),
     413: ("too-large", "Request too large"),
     415: ("unsupported-media-type", "Unsupported media type"),
 }
@@ -158,6 +157,9 @@ def _from_validation(_request: Request, exc: Exception) -> JSONResponse:
 
 def _from_http(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:  # a body that is not JSON at all: one more invalid request
+        detail = "body: the request body is not valid JSON in UTF-8"
+        return problem(422, "validation-error", "Invalid request", detail, field="body")
     slug, title = _HTTP.get(exc.status_code, ("http-error", "HTTP error"))
     detail = exc.detail if isinstance(exc.detail, str) else title
     return problem(exc.status_code, slug, title, detail, headers=dict(exc.headers or {}))
