@@ -57,7 +57,8 @@ api: install
 
 # The API's contract, checked in; tests/unit/test_openapi_document.py fails when it is stale.
 openapi: install
-	$(BIN)/python -m portability.api.openapi > docs/openapi.json
+	$(BIN)/python -m portability.api.openapi > docs/openapi.json.new
+	mv docs/openapi.json.new docs/openapi.json
 
 worker: install
 	MALLOC_ARENA_MAX=2 $(BIN)/celery -A workers worker --loglevel=INFO --concurrency=2

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -63,6 +64,14 @@ class ApiContext:
         """One transaction: committed when the block ends, rolled back on an error."""
         with self.sessions() as session, session.begin():
             yield session
+
+    @cached_property
+    def autocommit(self) -> Engine:
+        """The same pool without transactions, for lone reads: one round trip each
+        (SQLite keeps its short transactions, see ``Runtime.autocommit``)."""
+        if self.engine.dialect.name == "sqlite":
+            return self.engine
+        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextmanager
     def reading(self) -> Iterator[Session]:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from portability.api import (
     apps,
@@ -29,6 +29,7 @@ from portability.api import (
 from portability.api._context import ApiContext, Enqueue, ProbeDestination
 from portability.api._keycache import KeyCache
 from portability.api._problems import install, problem_media_type
+from portability.api._types import refuse_unknown_query
 from portability.crypto import CredentialBox
 from portability.db.engine import make_engine, make_session_factory
 from portability.destinations.s3 import S3Config
@@ -109,6 +110,7 @@ def create_app(
         version=API_VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(refuse_unknown_query)],
     )
     app.state.context = context
     install(app)

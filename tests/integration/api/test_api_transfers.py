@@ -220,3 +220,9 @@ def test_pages_walk_every_item_once_and_a_forged_cursor_is_refused(world):
     assert seen == sorted(made, reverse=True)
     response = developer.get("/v1/runs", params={"cursor": "not-a-cursor"})
     assert (response.status_code, response.json()["field"]) == (422, "cursor")
+
+
+def test_a_misspelt_filter_is_refused_instead_of_ignored(world):
+    response = world.developer.get("/v1/runs", params={"stauts": "failed"})
+    assert (response.status_code, response.json()["field"]) == (422, "stauts")
+    assert "status" in response.json()["detail"]
