@@ -55,3 +55,24 @@ def test_an_unreachable_redis_falls_back_to_counting_in_process(make_api):
     )
     developer = api.developer()
     assert [developer.get("/v1/runs").status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_batched_redis_counting_stays_within_the_limit_across_processes(redis_url):
+    import asyncio
+
+    from portability.api._ratelimit import RedisRateLimiter
+
+    async def allowed_by_two_processes() -> tuple[int, int]:
+        first = RedisRateLimiter(redis_url, limit=200, window=60, prefix="t:rl")
+        second = RedisRateLimiter(redis_url, limit=200, window=60, prefix="t:rl")
+        allowed = 0
+        for _ in range(150):
+            for limiter in (first, second):
+                allowed += await limiter.hit(7) is None
+        await first.close()
+        await second.close()
+        return allowed, first.batch
+
+    allowed, batch = asyncio.run(allowed_by_two_processes())
+    assert batch == 5
+    assert 200 - 2 * (batch - 1) <= allowed <= 200
