@@ -41,8 +41,12 @@ def test_a_transfer_created_through_the_api_is_delivered_by_a_worker_and_consume
         assert api.platform.put(f"/internal/users/{user_id}", json={"country": "DE"}).is_success
         grant = api.platform.post(
             "/internal/grants",
-            json={"user_id": user_id, "app_id": developer.app_id, "categories": "all",
-                  "access": "ongoing"},
+            json={
+                "user_id": user_id,
+                "app_id": developer.app_id,
+                "categories": "all",
+                "access": "ongoing",
+            },
         ).json()
         bucket = create_bucket(s3_endpoint)
         destination = developer.post(
@@ -70,9 +74,7 @@ def test_a_transfer_created_through_the_api_is_delivered_by_a_worker_and_consume
     )
     with SqliteStore(str(tmp_path / "consumer.db")) as store:
         report = consume(developer_bucket, store, prefix="exports")
-        local = {
-            c: {rid: data for rid, _at, data in store.records(c, user_id)} for c in CATEGORIES
-        }
+        local = {c: {rid: data for rid, _at, data in store.records(c, user_id)} for c in CATEGORIES}
     assert report.ok and report.problems == []
     assert shown["records"] == report.records
     assert local == {c: current_state(pg_engine, user_id, c) for c in CATEGORIES}

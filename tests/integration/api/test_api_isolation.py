@@ -61,8 +61,16 @@ def calls(ids, ours):
         ("get", f"/v1/runs/{ids['run']}", None),
         ("post", f"/v1/runs/{ids['run']}/cancel", None),
         ("post", f"/v1/keys/{ids['key']}/revoke", None),
-        ("post", "/v1/transfers", {"grant_id": ids["grant"], "destination_id": ours.destination_id}),
-        ("post", "/v1/transfers", {"grant_id": ours.grant_id, "destination_id": ids["destination"]}),
+        (
+            "post",
+            "/v1/transfers",
+            {"grant_id": ids["grant"], "destination_id": ours.destination_id},
+        ),
+        (
+            "post",
+            "/v1/transfers",
+            {"grant_id": ours.grant_id, "destination_id": ids["destination"]},
+        ),
         (
             "post",
             "/v1/schedules",
@@ -132,7 +140,12 @@ def test_no_secret_appears_in_any_response_or_log_line(api, moto_endpoint, caplo
     api.platform.put("/internal/users/u1", json={"country": "DE"})
     grant = api.platform.post(
         "/internal/grants",
-        json={"user_id": "u1", "app_id": developer.app_id, "categories": "all", "access": "ongoing"},
+        json={
+            "user_id": "u1",
+            "app_id": developer.app_id,
+            "categories": "all",
+            "access": "ongoing",
+        },
     ).json()
     bucket = create_bucket(moto_endpoint)
     responses = [

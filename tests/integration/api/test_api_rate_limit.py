@@ -51,7 +51,9 @@ def test_redis_counts_are_shared_between_api_processes(make_api, redis_url):
 
 def test_an_unreachable_redis_falls_back_to_counting_in_process(make_api):
     api = make_api(
-        api_rate_limit=2, api_rate_limit_window_seconds=30, api_rate_limit_url="redis://127.0.0.1:19499/0"
+        api_rate_limit=2,
+        api_rate_limit_window_seconds=30,
+        api_rate_limit_url="redis://127.0.0.1:19499/0",
     )
     developer = api.developer()
     assert [developer.get("/v1/runs").status_code for _ in range(3)] == [200, 200, 429]
