@@ -6,7 +6,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
@@ -17,7 +17,6 @@ from portability.keys import VerifiedKey, hash_key, verify_key
 
 __all__ = ["AppCaller", "Caller", "PlatformCaller"]
 
-_bearer = HTTPBearer(auto_error=False, description="An app's API key: `pk_<id>_<secret>`.")
 _service = HTTPBearer(
     auto_error=False, scheme_name="ServiceToken", description="The platform's service token."
 )
@@ -29,12 +28,6 @@ class Caller:
 
     app_id: int
     key_id: str
-
-
-def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
-    if credentials is None or not credentials.credentials:
-        raise AuthenticationError("missing API key: send `Authorization: Bearer <key>`")
-    return credentials.credentials
 
 
 async def _verified(ctx: ApiContext, token: str) -> VerifiedKey:
@@ -55,29 +48,39 @@ async def _verified(ctx: ApiContext, token: str) -> VerifiedKey:
     return verified
 
 
-async def _app_caller(
-    ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Caller:
-    verified = await _verified(ctx, _token(credentials))
-    if verified.app_status == "pending":
-        raise AppNotApprovedError(
-            f"app {verified.app_id} is awaiting review: staff will approve or reject it; "
-            "until then every call but applying answers 403",
-            kind="awaiting-review",
-        )
-    if verified.app_status != "approved":
-        raise AppNotApprovedError(
-            f"app {verified.app_id} is {verified.app_status}: contact the platform's staff",
-            kind="app-not-approved",
-        )
-    retry_after = await ctx.limiter().hit(verified.app_id)
-    if retry_after is not None:
-        raise RateLimitedError(
-            f"app {verified.app_id} made more than {ctx.limiter().limit} requests in the "
-            f"current window: retry after {retry_after} s",
-            retry_after=retry_after,
-        )
-    return Caller(verified.app_id, verified.key_id)
+class _AppKey(HTTPBearer):
+    """The app behind the request's key: one dependency (FastAPI documents it as the bearer
+    scheme) that authenticates, checks the app's status and counts the request."""
+
+    async def __call__(self, request: Request) -> Caller:  # type: ignore[override]
+        ctx: ApiContext = request.app.state.context
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthenticationError("missing API key: send `Authorization: Bearer <key>`")
+        verified = await _verified(ctx, token.strip())
+        if verified.app_status == "pending":
+            raise AppNotApprovedError(
+                f"app {verified.app_id} is awaiting review: staff will approve or reject it; "
+                "until then every call but applying answers 403",
+                kind="awaiting-review",
+            )
+        if verified.app_status != "approved":
+            raise AppNotApprovedError(
+                f"app {verified.app_id} is {verified.app_status}: contact the platform's staff",
+                kind="app-not-approved",
+            )
+        limiter = ctx.limiter()
+        retry_after = await limiter.hit(verified.app_id)
+        if retry_after is not None:
+            raise RateLimitedError(
+                f"app {verified.app_id} made more than {limiter.limit} requests in the "
+                f"current window: retry after {retry_after} s",
+                retry_after=retry_after,
+            )
+        return Caller(verified.app_id, verified.key_id)
+
+
+_app_key = _AppKey(scheme_name="HTTPBearer", description="An app's API key: `pk_<id>_<secret>`.")
 
 
 async def _platform_caller(
@@ -91,5 +94,5 @@ async def _platform_caller(
         raise AuthenticationError("missing or wrong service token")
 
 
-AppCaller = Annotated[Caller, Depends(_app_caller)]
+AppCaller = Annotated[Caller, Depends(_app_key)]
 PlatformCaller = Annotated[None, Depends(_platform_caller)]

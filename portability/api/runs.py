@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -205,9 +205,10 @@ def _show_json(ctx: ApiContext, app_id: int, run_id: int) -> bytes:
 
 
 @router.get("/{run_id}", response_model=RunOut, summary="One run with per-category results")
-async def show(run_id: PathId, caller: AppCaller, ctx: Ctx) -> Response:
+async def show(run_id: PathId, caller: AppCaller, request: Request) -> Response:
     """The hot path: one prebuilt statement on an autocommit connection, serialised straight
     to JSON (no ORM objects, no second validation of the answer)."""
+    ctx: ApiContext = request.app.state.context
     body = await run_in_threadpool(_show_json, ctx, caller.app_id, run_id)
     return Response(body, media_type="application/json")
 
