@@ -32,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import psutil
 import redis
 from cryptography.fernet import Fernet
 from sqlalchemy import text
@@ -248,10 +249,14 @@ def _wrk(port: int, request: Request, connections: int, seconds: float) -> dict 
     }
 
 
-def measure(port: int, request: Request, args: argparse.Namespace) -> dict:
+def measure(port: int, request: Request, args: argparse.Namespace, server: psutil.Process) -> dict:
+    cpu_before = sum(server.cpu_times()[:2])
     peak = _wrk(port, request, args.connections, args.seconds) or asyncio.run(
         _closed(port, request, args.connections, args.seconds)
     )
+    # What one request costs the API process, whatever else the machine runs: the bound.
+    cpu = sum(server.cpu_times()[:2]) - cpu_before
+    peak["server_cpu_ms_per_request"] = round(cpu / max(1, peak["requests"]) * 1000, 3)
     half = asyncio.run(_open(port, request, peak["req_per_s"] / 2, args.seconds, 16))
     return {"max": peak, "half_load": half}
 
@@ -280,11 +285,12 @@ def main() -> None:
             }
             figures = {}
             for name, request in requests.items():
-                figures[name] = measure(args.port, request, args)
+                figures[name] = measure(args.port, request, args, psutil.Process(process.pid))
                 peak, half = figures[name]["max"], figures[name]["half_load"]
                 print(
                     f"{name:<24} max {peak['req_per_s']:>8,.0f} req/s  p50 {peak['p50_ms']:>6} ms"
-                    f"  p99 {peak['p99_ms']:>6} ms | at {half['req_per_s']:,.0f} req/s: "
+                    f"  p99 {peak['p99_ms']:>6} ms  cpu {peak['server_cpu_ms_per_request']} ms/req"
+                    f" | at {half['req_per_s']:,.0f} req/s: "
                     f"p50 {half['p50_ms']} ms  p99 {half['p99_ms']} ms  "
                     f"errors {peak['errors'] + half['errors']}"
                 )

@@ -6,17 +6,18 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Select
 from sqlalchemy.orm import Session, sessionmaker
 
 from portability.api._keycache import KeyCache
 from portability.api._ratelimit import RateLimiter, make_limiter
 from portability.crypto import CredentialBox
+from portability.db.engine import make_engine
 from portability.destinations.s3 import S3Config
 from portability.settings import Settings
 
@@ -39,6 +40,7 @@ class ApiContext:
     enqueue: Enqueue
     probe: ProbeDestination
     keys: KeyCache
+    _compiled: dict[int, str] = field(default_factory=dict)
     _limiter: tuple[object, RateLimiter] | None = None
 
     def limiter(self) -> RateLimiter:
@@ -58,6 +60,8 @@ class ApiContext:
         if self._limiter is not None:
             await self._limiter[1].close()
             self._limiter = None
+        if "_reader" in self.__dict__:
+            self._reader.dispose()
 
     @contextmanager
     def writing(self) -> Iterator[Session]:
@@ -72,6 +76,46 @@ class ApiContext:
         if self.engine.dialect.name == "sqlite":
             return self.engine
         return self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    @cached_property
+    def _reader(self) -> Engine:
+        """A few autocommit connections for hot lone reads, never rolled back on return."""
+        size = max(1, self.settings.api_db_pool_size // 2)
+        return make_engine(
+            self.settings,
+            pool_size=size,
+            max_overflow=size,
+            isolation_level="AUTOCOMMIT",
+            pool_reset_on_return=None,
+        )
+
+    def read_rows(self, statement: Select[Any], params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Run a prebuilt SELECT as one round trip and return its rows as dictionaries.
+
+        On PostgreSQL the statement is compiled once and sent on a raw DB-API connection: the
+        hot read skips the SQLAlchemy result machinery (about 40 % of its cost). Values come
+        as the driver gives them (timestamps aware, in the session's zone); elsewhere the
+        statement runs through SQLAlchemy.
+        """
+        names = [str(column.key) for column in statement.selected_columns]
+        if self.engine.dialect.name != "postgresql":
+            with self.engine.connect() as conn:
+                return [
+                    dict(zip(names, row, strict=True)) for row in conn.execute(statement, params)
+                ]
+        sql = self._compiled.get(id(statement))
+        if sql is None:
+            sql = self._compiled[id(statement)] = str(
+                statement.compile(dialect=self.engine.dialect)
+            )
+        connection = self._reader.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        finally:
+            connection.close()
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     @contextmanager
     def reading(self) -> Iterator[Session]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 import orjson
@@ -137,12 +137,26 @@ def list_runs(
 
 
 def _aware(value: datetime) -> datetime:
-    from datetime import UTC
-
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-_RUN_COLUMNS = [c for c in Run.__table__.c if c.name not in {"app_id", "lease_expires_at"}]
+_RUN_COLUMNS = [
+    Run.id,
+    Run.status,
+    Run.schedule_id,
+    Run.authorization_id,
+    Run.destination_id,
+    Run.categories,
+    Run.attempts,
+    Run.records,
+    Run.bytes,
+    Run.queued_at,
+    Run.started_at,
+    Run.finished_at,
+    Run.failure_reason,
+    Run.last_error,
+    Run.rerun_of,
+]
 _CATEGORY_COLUMNS = [
     RunCategory.category.label("c_category"),
     RunCategory.status.label("c_status"),
@@ -164,44 +178,47 @@ _SHOW = (
 
 
 def _show_json(ctx: ApiContext, app_id: int, run_id: int) -> bytes:
-    with ctx.autocommit.connect() as conn:
-        rows = conn.execute(_SHOW, {"run_id": run_id, "app_id": app_id}).all()
+    rows = ctx.read_rows(_SHOW, {"run_id": run_id, "app_id": app_id})
     if not rows:
         raise NotFoundError(f"run {run_id} not found")
     run = rows[0]
     per_category = [
         {
-            "category": r.c_category,
-            "status": r.c_status,
-            "records": r.c_records,
-            "bytes": r.c_bytes,
-            "parts": r.c_parts,
-            "sequence": r.c_sequence,
-            "manifest_key": r.c_manifest_key,
+            "category": r["c_category"],
+            "status": r["c_status"],
+            "records": r["c_records"],
+            "bytes": r["c_bytes"],
+            "parts": r["c_parts"],
+            "sequence": r["c_sequence"],
+            "manifest_key": r["c_manifest_key"],
         }
         for r in rows
-        if r.c_category is not None
+        if r["c_category"] is not None
     ]
-    is_running = run.status == RunStatus.RUNNING.value  # totals are summed as it finishes
+    is_running = run["status"] == RunStatus.RUNNING.value  # totals are summed as it finishes
     body = {
-        "id": run.id,
-        "status": run.status,
-        "schedule_id": run.schedule_id,
-        "grant_id": run.authorization_id,
-        "destination_id": run.destination_id,
-        "categories": run.categories.split(","),
-        "attempts": run.attempts,
-        "records": sum(c["records"] for c in per_category) if is_running else run.records,
-        "bytes": sum(c["bytes"] for c in per_category) if is_running else run.bytes,
-        "queued_at": run.queued_at,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "failure_reason": run.failure_reason,
-        "message": run.last_error,
-        "rerun_of": run.rerun_of,
+        "id": run["id"],
+        "status": run["status"],
+        "schedule_id": run["schedule_id"],
+        "grant_id": run["authorization_id"],
+        "destination_id": run["destination_id"],
+        "categories": run["categories"].split(","),
+        "attempts": run["attempts"],
+        "records": sum(c["records"] for c in per_category) if is_running else run["records"],
+        "bytes": sum(c["bytes"] for c in per_category) if is_running else run["bytes"],
+        "queued_at": _utc(run["queued_at"]),
+        "started_at": _utc(run["started_at"]),
+        "finished_at": _utc(run["finished_at"]),
+        "failure_reason": run["failure_reason"],
+        "message": run["last_error"],
+        "rerun_of": run["rerun_of"],
         "per_category": per_category,
     }
     return orjson.dumps(body, option=orjson.OPT_UTC_Z)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC) if value is not None else None
 
 
 @router.get("/{run_id}", response_model=RunOut, summary="One run with per-category results")

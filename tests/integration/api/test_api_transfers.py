@@ -36,6 +36,11 @@ def test_a_transfer_of_all_categories_queues_a_run_of_the_grants_categories_and_
     engine.dispose()
 
 
+def test_a_run_reads_back_exactly_as_its_transfer_answered(world):
+    created = transfer(world).json()
+    assert world.developer.get(f"/v1/runs/{created['id']}").json() == created
+
+
 def test_a_transfer_of_a_subset_sends_only_that_subset(world):
     response = transfer(world, categories=["posts", "profile"])
     assert response.json()["categories"] == ["posts", "profile"]
