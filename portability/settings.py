@@ -118,6 +118,11 @@ class Settings(BaseSettings):
         description="Redis URL of the shared rate-limit counters; default the broker when it "
         "is Redis, else counters in the API process.",
     )
+    api_allow_private_endpoints: bool = Field(
+        default=False,
+        description="Accept destination endpoints on loopback or private networks (tests, "
+        "on-premises buckets); off, such an endpoint is refused at registration.",
+    )
     api_db_pool_size: int = Field(
         default=8, ge=1, description="Database connections of one API process."
     )

@@ -18,6 +18,7 @@ from portability.api._problems import PROBLEM_RESPONSES
 from portability.api._types import PathId, Text
 from portability.db.models import Destination
 from portability.destinations.s3 import S3Config
+from portability.endpoints import check_public_endpoint
 from portability.registry import (
     add_destination,
     delete_destination,
@@ -82,7 +83,10 @@ class DestinationOut(BaseModel):
 
 
 def _test(ctx: ApiContext, row: Destination) -> None:
-    """The connection test, with the keys just sealed into ``row`` (opened in memory)."""
+    """The connection test, with the keys just sealed into ``row`` (opened in memory);
+    first, unless allowed, the endpoint must not point into our own network."""
+    if row.endpoint_url and not ctx.settings.api_allow_private_endpoints:
+        check_public_endpoint(row.endpoint_url)
     keys = destination_credentials(ctx.box, row)
     ctx.probe(
         S3Config(

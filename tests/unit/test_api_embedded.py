@@ -16,6 +16,7 @@ def test_a_transfer_is_created_and_shown_on_the_embedded_default(sqlite_url, tmp
         database_url=sqlite_url,
         encryption_key=Fernet.generate_key().decode(),
         api_service_token=SERVICE_TOKEN,
+        api_allow_private_endpoints=True,
     )
     enqueued: list[int] = []
     app = create_app(settings, enqueue=enqueued.extend, probe=lambda _config: None)

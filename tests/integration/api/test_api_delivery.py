@@ -32,6 +32,7 @@ def test_a_transfer_created_through_the_api_is_delivered_by_a_worker_and_consume
         broker_url=worker_env["PORTABILITY_BROKER_URL"],
         encryption_key=worker_env["PORTABILITY_ENCRYPTION_KEY"],
         api_service_token=SERVICE_TOKEN,
+        api_allow_private_endpoints=True,
     )
     user_id = seed(pg_engine, users=1, records_per_user=500, seed=3).user_ids[0]
     start_worker()

@@ -92,3 +92,31 @@ def test_a_destination_used_by_a_schedule_cannot_be_deleted_until_the_schedule_i
     assert developer.delete(f"/v1/destinations/{world.destination_id}").status_code == 204
     assert developer.get(f"/v1/destinations/{world.destination_id}").status_code == 404
     assert developer.get("/v1/destinations").json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://127.0.0.1:9000",
+        "http://localhost:9000",
+        "http://10.1.2.3",
+        "http://169.254.169.254",
+        "http://[::1]:9000",
+        "http://[::ffff:192.168.0.1]",
+    ],
+)
+def test_an_endpoint_inside_our_network_is_refused_before_any_request(make_api, endpoint):
+    api = make_api(api_allow_private_endpoints=False)
+    developer = api.developer()
+    probed = []
+    api.client.app.state.context.probe = probed.append
+    body = {
+        "endpoint_url": endpoint,
+        "bucket": "some-bucket",
+        "access_key_id": "k",
+        "secret_access_key": "s",
+    }
+    response = developer.post("/v1/destinations", json=body)
+    assert (response.status_code, response.json()["field"]) == (422, "endpoint_url")
+    assert "internal address" in response.json()["detail"]
+    assert probed == []
