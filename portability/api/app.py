@@ -114,7 +114,8 @@ def create_app(
     )
     app.state.context = context
     install(app)
-    for module in (health, apps, keys, destinations, grants, transfers, schedules, runs):
+    # Routes match in order: the hottest (a run's status, polled by developers) comes first.
+    for module in (runs, transfers, health, apps, keys, destinations, grants, schedules):
         app.include_router(module.router)
     app.include_router(internal.router)
     plain_openapi = app.openapi
