@@ -87,7 +87,7 @@ async def _platform_caller(
     ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_service)]
 ) -> None:
     expected = ctx.settings.api_service_token
-    if expected is None:
+    if expected is None or not expected.get_secret_value():
         raise AuthenticationError("the internal API is off: set PORTABILITY_API_SERVICE_TOKEN")
     given = credentials.credentials if credentials is not None else ""
     if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):

@@ -100,3 +100,11 @@ def test_a_revoked_grant_stops_its_schedules_and_is_listed_as_revoked(world):
 
 def test_the_grants_of_an_unknown_user_are_not_found(api):
     assert api.platform.get("/internal/users/nobody/grants").status_code == 404
+
+
+def test_an_empty_service_token_turns_the_internal_api_off_rather_than_accepting_empty(make_api):
+    api = make_api(api_service_token="")
+    response = api.client.put(
+        "/internal/users/u1", json={"country": "DE"}, headers={"Authorization": "Bearer "}
+    )
+    assert response.status_code == 401
