@@ -7,7 +7,6 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -17,7 +16,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from portability.api._keycache import KeyCache
 from portability.api._ratelimit import RateLimiter, make_limiter
 from portability.crypto import CredentialBox
-from portability.db.engine import make_engine
 from portability.destinations.s3 import S3Config
 from portability.settings import Settings
 
@@ -40,6 +38,8 @@ class ApiContext:
     enqueue: Enqueue
     probe: ProbeDestination
     keys: KeyCache
+    #: Autocommit connections for hot lone reads (``read_rows``); the engine itself on SQLite.
+    reader: Engine
     _compiled: dict[int, str] = field(default_factory=dict)
     _limiter: tuple[object, RateLimiter] | None = None
 
@@ -60,34 +60,14 @@ class ApiContext:
         if self._limiter is not None:
             await self._limiter[1].close()
             self._limiter = None
-        if "_reader" in self.__dict__:
-            self._reader.dispose()
+        if self.reader is not self.engine:
+            self.reader.dispose()
 
     @contextmanager
     def writing(self) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back on an error."""
         with self.sessions() as session, session.begin():
             yield session
-
-    @cached_property
-    def autocommit(self) -> Engine:
-        """The same pool without transactions, for lone reads: one round trip each
-        (SQLite keeps its short transactions, see ``Runtime.autocommit``)."""
-        if self.engine.dialect.name == "sqlite":
-            return self.engine
-        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
-
-    @cached_property
-    def _reader(self) -> Engine:
-        """A few autocommit connections for hot lone reads, never rolled back on return."""
-        size = max(1, self.settings.api_db_pool_size // 2)
-        return make_engine(
-            self.settings,
-            pool_size=size,
-            max_overflow=size,
-            isolation_level="AUTOCOMMIT",
-            pool_reset_on_return=None,
-        )
 
     def read_rows(self, statement: Select[Any], params: dict[str, Any]) -> list[dict[str, Any]]:
         """Run a prebuilt SELECT as one round trip and return its rows as dictionaries.
@@ -108,7 +88,7 @@ class ApiContext:
             sql = self._compiled[id(statement)] = str(
                 statement.compile(dialect=self.engine.dialect)
             )
-        connection = self._reader.raw_connection()
+        connection = self.reader.raw_connection()
         try:
             cursor = connection.cursor()
             cursor.execute(sql, params)

@@ -89,6 +89,14 @@ def create_app(
     pool = {"pool_size": settings.api_db_pool_size, "max_overflow": settings.api_db_pool_size}
     is_sqlite = settings.resolved_database_url.startswith("sqlite")
     engine = make_engine(settings) if is_sqlite else make_engine(settings, **pool)
+    # Hot lone reads take raw connections of their own small autocommit pool: no BEGIN, and
+    # no rollback when one goes back (``ApiContext.read_rows``).
+    half = {key: max(1, value // 2) for key, value in pool.items()}
+    reader = (
+        engine
+        if is_sqlite
+        else make_engine(settings, **half, isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
+    )
     context = ApiContext(
         settings=settings,
         engine=engine,
@@ -97,6 +105,7 @@ def create_app(
         enqueue=enqueue or lazy_celery_enqueue(settings),
         probe=probe or probe_s3,
         keys=KeyCache(settings.api_key_cache_seconds),
+        reader=reader,
     )
 
     @asynccontextmanager
