@@ -179,7 +179,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _from_anything)
 
 
-def _doc(status: int, description: str) -> dict[str, Any]:
+def _doc(description: str) -> dict[str, Any]:
     # ``model`` registers the schema under application/json; ``problem_media_type`` moves it.
     return {"model": Problem, "description": description}
 
@@ -201,10 +201,10 @@ def problem_media_type(document: dict[str, Any]) -> dict[str, Any]:
 
 #: The refusals every authenticated route can answer, for its OpenAPI document.
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: _doc(401, "Missing, unknown, expired or revoked API key."),
-    403: _doc(403, "The app is awaiting review, rejected or suspended; or consent refuses."),
-    404: _doc(404, "No such object for this app."),
-    409: _doc(409, "The object's state does not allow this."),
-    422: _doc(422, "The request is invalid; `field` names what to fix."),
-    429: _doc(429, "Over the app's rate limit; retry after `Retry-After` seconds."),
+    401: _doc("Missing, unknown, expired or revoked API key."),
+    403: _doc("The app is awaiting review, rejected or suspended; or consent refuses."),
+    404: _doc("No such object for this app."),
+    409: _doc("The object's state does not allow this."),
+    422: _doc("The request is invalid; `field` names what to fix."),
+    429: _doc("Over the app's rate limit; retry after `Retry-After` seconds."),
 }

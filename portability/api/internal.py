@@ -20,7 +20,7 @@ from portability.api._types import BodyId, PathId, Text
 from portability.api.grants import GrantOut
 from portability.api.transfers import Categories, category_text
 from portability.db.models import Authorization, PlatformUser
-from portability.errors import ValidationError
+from portability.errors import NotFoundError, ValidationError
 from portability.registry import record_consent, revoke_grant, upsert_user
 
 router = APIRouter(
@@ -117,8 +117,6 @@ def user_grants(
 ) -> Page[InternalGrantOut]:
     with ctx.reading() as session:
         if session.get(PlatformUser, user_id) is None:
-            from portability.errors import NotFoundError
-
             raise NotFoundError(f"user {user_id} not found")
         query = select(Authorization).where(Authorization.user_id == user_id)
         return paginate(
