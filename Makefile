@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test unit lint format typecheck check demo bench bench-export bench-scheduler bench-consume worker beat clean
+.PHONY: install test unit lint format typecheck check demo bench bench-export bench-scheduler bench-consume bench-api api openapi worker beat clean
 
 install: $(STAMP)
 
@@ -38,7 +38,7 @@ check: lint typecheck test
 demo: install
 	$(BIN)/python -m workers.demo
 
-bench: bench-export bench-scheduler bench-consume
+bench: bench-export bench-scheduler bench-consume bench-api
 
 bench-export: install
 	$(BIN)/python bench/export.py
@@ -48,6 +48,17 @@ bench-scheduler: install
 
 bench-consume: install
 	$(BIN)/python bench/consume.py
+
+bench-api: install
+	$(BIN)/python bench/api.py
+
+api: install
+	$(BIN)/portability api
+
+# The API's contract, checked in; tests/unit/test_openapi_document.py fails when it is stale.
+openapi: install
+	$(BIN)/python -m portability.api.openapi > docs/openapi.json.new
+	mv docs/openapi.json.new docs/openapi.json
 
 worker: install
 	MALLOC_ARENA_MAX=2 $(BIN)/celery -A workers worker --loglevel=INFO --concurrency=2

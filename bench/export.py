@@ -12,6 +12,7 @@ is ``incremental_max_seconds``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +179,19 @@ def main() -> None:
     )
     parser.add_argument("--s3", choices=["seaweedfs", "moto"], default="seaweedfs")
     parser.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip")
+    parser.add_argument(
+        "--hold-open",
+        action="store_true",
+        help="hold a write transaction open in another database of the server for the whole "
+        "bench (a report, a migration, a forgotten session): deliveries must not wait for it",
+    )
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="add this many older versions of every record to the feed before the full export "
+        "(a first delivery reads the current state, so its cost must not grow with them)",
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
@@ -184,9 +199,30 @@ def main() -> None:
         child(int(auth), int(dest), int(rounds))
         return
 
-    with scratch_schema(PG, "bench_export") as url:
+    with scratch_schema(PG, "bench_export") as url, _held_open(args.hold_open) as held:
         result = measure(args, url)
+        result["held_open_transaction"] = held
     print(json.dumps(result))
+
+
+@contextlib.contextmanager
+def _held_open(hold: bool) -> Iterator[int | None]:
+    """A transaction that took an id and stays open in the server's ``postgres`` database."""
+    if not hold:
+        yield None
+        return
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    other = create_engine(make_url(PG).set(database="postgres"), poolclass=NullPool)
+    with other.connect() as conn:
+        conn.begin()
+        txid = int(conn.exec_driver_sql("SELECT pg_current_xact_id()::text::bigint").scalar_one())
+        print(f"holding transaction {txid} open in database postgres", file=sys.stderr)
+        yield txid
+        conn.rollback()
+    other.dispose()
 
 
 def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
@@ -217,6 +253,17 @@ def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
         user_id = report.user_ids[0]
         with engine.begin() as conn:
             conn.execute(text("UPDATE platform_users SET country = 'DE'"))
+            top = conn.execute(text("SELECT max(position) FROM platform_changes")).scalar()
+            for _ in range(args.history):  # older versions of every record, in the feed only
+                conn.execute(
+                    text(
+                        "INSERT INTO platform_changes"
+                        " (user_id, category, record_id, op, changed_at, line)"
+                        " SELECT user_id, category, record_id, op, changed_at, line"
+                        " FROM platform_changes WHERE user_id = :u AND position <= :top"
+                    ),
+                    {"u": user_id, "top": top},
+                )
             conn.execute(text("ANALYZE"))
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             # Settle the freshly seeded tables now, not in an autovacuum during the measurement.
@@ -284,6 +331,7 @@ def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
             "incremental_max_seconds": round(samples[-1], 4),
             "s3": s3.kind,
             "compression": args.compression,
+            "feed_versions_per_record": 1 + args.history,
         }
         engine.dispose()
         return result

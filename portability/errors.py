@@ -6,6 +6,8 @@
      ├── ConfigurationError         settings missing or inconsistent (e.g. no encryption key)
      ├── NotFoundError              no such app / grant / destination / schedule / run
      ├── ConflictError              the row moved under us (guarded transition lost)
+     ├── AuthenticationError        missing, unknown, expired or revoked API key or token
+     ├── RateLimitedError           over an app's request rate (``retry_after`` seconds)
      ├── ConsentError               grant expired, revoked, used, non-EEA, app not approved
      ├── CategoryBusyError          another run holds the stream's lease: try later
      ├── DestinationError
@@ -32,6 +34,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
+    "AuthenticationError",
     "BrokerUnavailableError",
     "CategoryBusyError",
     "ConfigurationError",
@@ -47,6 +50,7 @@ __all__ = [
     "NotFoundError",
     "ObjectExistsError",
     "PortabilityError",
+    "RateLimitedError",
     "SchemaNotMigratedError",
     "SourceError",
     "TenancyError",
@@ -76,11 +80,26 @@ class PortabilityError(Exception):
 
 
 class ValidationError(PortabilityError, ValueError):
-    """Input refused; the message names the field and what is wrong with it."""
+    """Input refused; the message names the field and what is wrong with it.
+
+    ``field``, when the raiser knows it, is the input's name (``use_case``, ``categories``):
+    the HTTP API reports it as the field at fault.
+    """
+
+    def __init__(
+        self, message: str, *, field: str | None = None, detail: str | None = None
+    ) -> None:
+        super().__init__(message, detail=detail)
+        self.field = field
 
 
 class EndpointRefusedError(ValidationError):
     """The network policy refuses a URL: not https, or not a public internet address."""
+
+    def __init__(
+        self, message: str, *, field: str | None = "endpoint_url", detail: str | None = None
+    ) -> None:
+        super().__init__(message, field=field, detail=detail)
 
 
 class ConfigurationError(PortabilityError):
@@ -93,6 +112,18 @@ class NotFoundError(PortabilityError, LookupError):
 
 class ConflictError(PortabilityError):
     pass
+
+
+class AuthenticationError(PortabilityError):
+    """A missing, unknown, expired or revoked credential (API key, service token)."""
+
+
+class RateLimitedError(PortabilityError):
+    """Over a rate limit; ``retry_after`` is in whole seconds."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ConsentError(PortabilityError):

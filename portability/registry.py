@@ -7,8 +7,6 @@ transaction.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from collections.abc import Iterable, Set
 from datetime import datetime
 from typing import TypeVar
@@ -16,12 +14,14 @@ from typing import TypeVar
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from portability import keys
 from portability.categories import format_categories, parse_categories
 from portability.cron import check_min_interval
 from portability.crypto import CredentialBox
 from portability.db.base import check_id, utcnow
 from portability.db.models import (
     Access,
+    ApiKey,
     App,
     AppStatus,
     Authorization,
@@ -40,28 +40,46 @@ __all__ = [
     "add_destination",
     "add_user",
     "app_for_api_key",
+    "apply_for_app",
+    "check_grant_is_live",
+    "check_use_case",
     "create_app",
     "create_schedule",
+    "delete_destination",
+    "delete_schedule",
     "destination_credentials",
     "disable_schedules",
     "grant",
+    "granted_or",
     "hash_api_key",
+    "record_consent",
+    "replace_destination_credentials",
     "revoke_grant",
+    "schedule_for_app",
     "set_app_status",
+    "set_schedule_paused",
+    "upsert_user",
 ]
 
 
 def hash_api_key(api_key: str) -> str:
-    return hashlib.sha256(api_key.encode()).hexdigest()
+    return keys.hash_key(api_key)
 
 
 def create_app(
     session: Session, *, name: str, contact_email: str, use_case: str
 ) -> tuple[App, str]:
-    """Register a pending app. Returns the app and its API key, shown this once only."""
+    """Register a pending app. Returns the app and its API key, shown this once only.
+
+    The key lives in ``api_keys`` (``portability.keys``); ``apps.api_key_hash`` keeps the
+    first key's hash only because the column predates key rotation.
+    """
     if not use_case or len(use_case.strip()) < 10:
-        raise ValidationError("use case must describe in at least 10 characters what the app does")
-    api_key = "pk_" + secrets.token_urlsafe(32)
+        raise ValidationError(
+            "use case must describe in at least 10 characters what the app does",
+            field="use_case",
+        )
+    key_id, api_key = keys.new_key()
     app = App(
         name=name,
         contact_email=contact_email,
@@ -71,14 +89,15 @@ def create_app(
     )
     session.add(app)
     session.flush()
+    session.add(ApiKey(app_id=app.id, key_id=key_id, secret_hash=hash_api_key(api_key)))
+    session.flush()
     return app, api_key
 
 
 def app_for_api_key(session: Session, api_key: str) -> App:
-    app = session.scalar(select(App).where(App.api_key_hash == hash_api_key(api_key)))
-    if app is None:
-        raise NotFoundError("no app has this API key")
-    return app
+    """The app of a working (not revoked, not rotated out) key; ``NotFoundError`` otherwise."""
+    verified = keys.verify_key(session, api_key)
+    return _get(session, App, verified.app_id)
 
 
 def set_app_status(session: Session, app_id: int, status: AppStatus | str) -> App:
@@ -263,7 +282,8 @@ def create_schedule(
     if wider:
         raise ValidationError(
             f"categories {format_categories(wider)} are not in authorization {auth.id}, "
-            f"which grants {auth.categories}"
+            f"which grants {auth.categories}",
+            field="categories",
         )
     if cron is not None and auth.access == Access.SINGLE:
         raise ValidationError(
@@ -303,3 +323,20 @@ def _get(session: Session, model: type[_T], key: object) -> _T:
     if row is None:
         raise NotFoundError(f"{model.__name__.lower()} {key} not found")
     return row
+
+
+# The developer API's and the platform's writes live in ``portability._registry_api`` (this
+# module stays the one import path for every writer).
+from portability._registry_api import (  # noqa: E402
+    apply_for_app,
+    check_grant_is_live,
+    check_use_case,
+    delete_destination,
+    delete_schedule,
+    granted_or,
+    record_consent,
+    replace_destination_credentials,
+    schedule_for_app,
+    set_schedule_paused,
+    upsert_user,
+)

@@ -22,20 +22,31 @@ from sqlalchemy.orm import Session
 
 from portability.categories import format_categories, parse_categories
 from portability.db.base import check_id, utcnow
-from portability.db.models import Authorization, Destination, Run, RunCategory, RunStatus
+from portability.db.models import (
+    Authorization,
+    Destination,
+    Run,
+    RunCategory,
+    RunStatus,
+    Schedule,
+)
 from portability.errors import ConflictError, FailureReason, NotFoundError, ValidationError
+from portability.scope import owned
 
 __all__ = [
     "RunView",
+    "cancel_app_run",
     "cancel_run",
     "claim_run",
     "create_run",
+    "create_transfer",
     "finish_run",
     "get_run",
     "mark_enqueued",
     "release_for_retry",
     "renew_lease",
     "run_diagnostic",
+    "run_schedule_now",
     "stale_queued_runs",
     "transition",
 ]
@@ -85,7 +96,8 @@ def create_run(
     if wider:
         raise ValidationError(
             f"categories {format_categories(wider)} are not granted by authorization {auth.id} "
-            f"(it grants {auth.categories})"
+            f"(it grants {auth.categories})",
+            field="categories",
         )
     run = Run(
         app_id=auth.app_id,
@@ -344,3 +356,66 @@ def stale_queued_runs(
     ids = list(session.scalars(queued.limit(limit)).all())
     ids += list(session.scalars(lapsed.limit(limit)).all())
     return sorted(set(ids))
+
+
+# -- the developer API's writes (issue 17) -------------------------------------------------
+
+
+def create_transfer(
+    session: Session,
+    *,
+    app_id: int,
+    authorization_id: int,
+    destination_id: int,
+    categories: str | Iterable[str],
+    max_attempts: int,
+    schedule_id: int | None = None,
+    now: datetime | None = None,
+) -> Run:
+    """A one-time transfer of the app's own live grant to its own destination.
+
+    ``all`` means the grant's categories. The run is stamped ``enqueued_at`` here: the caller
+    publishes it right after the commit, and if that publish is lost the reconciler sends it
+    again once ``reconcile_after_seconds`` have passed.
+    """
+    from portability.registry import check_grant_is_live, granted_or
+
+    now = now or utcnow()
+    auth = owned(session, Authorization, authorization_id, app_id)
+    owned(session, Destination, destination_id, app_id)
+    check_grant_is_live(auth, now)
+    run = create_run(
+        session,
+        authorization_id=auth.id,
+        destination_id=destination_id,
+        categories=granted_or(auth, categories),
+        schedule_id=schedule_id,
+        max_attempts=max_attempts,
+        app_id=app_id,
+        now=now,
+    )
+    run.enqueued_at = now
+    session.flush()
+    return run
+
+
+def run_schedule_now(session: Session, *, app_id: int, schedule_id: int, max_attempts: int) -> Run:
+    """A run of the schedule now, besides its planned ones (which keep their times)."""
+    schedule = owned(session, Schedule, schedule_id, app_id)
+    return create_transfer(
+        session,
+        app_id=app_id,
+        authorization_id=schedule.authorization_id,
+        destination_id=schedule.destination_id,
+        categories=schedule.categories,
+        max_attempts=max_attempts,
+        schedule_id=schedule.id,
+    )
+
+
+def cancel_app_run(session: Session, *, app_id: int, run_id: int) -> None:
+    """Cancel the app's queued or running run; ``ConflictError`` once it has finished."""
+    run = owned(session, Run, run_id, app_id)
+    status = run.status
+    if not cancel_run(session, run_id, reason="cancelled by the developer"):
+        raise ConflictError(f"run {run_id} is {status}: only queued or running runs can cancel")

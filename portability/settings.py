@@ -144,6 +144,33 @@ class Settings(BaseSettings):
         default=300, ge=1, description="Re-enqueue runs left queued longer than this."
     )
 
+    # Developer HTTP API (``portability api``).
+    api_host: str = Field(default="127.0.0.1", description="Interface the API listens on.")
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    api_service_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token of the platform's internal endpoints; unset turns them off.",
+    )
+    api_key_overlap_seconds: int = Field(
+        default=24 * 3600, ge=0, description="How long a rotated-out API key keeps working."
+    )
+    api_key_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a process trusts a verified key of an approved app without "
+        "re-reading it: a revocation or suspension elsewhere takes at most this long.",
+    )
+    api_rate_limit: int = Field(default=1200, ge=1, description="Requests per app per window.")
+    api_rate_limit_window_seconds: int = Field(default=60, ge=1)
+    api_rate_limit_url: str | None = Field(
+        default=None,
+        description="Redis URL of the shared rate-limit counters; default the broker when it "
+        "is Redis, else counters in the API process.",
+    )
+    api_db_pool_size: int = Field(
+        default=8, ge=1, description="Database connections of one API process."
+    )
+
     @field_validator("eligible_countries", mode="before")
     @classmethod
     def _parse_countries(cls, value: object) -> object:
@@ -182,6 +209,13 @@ class Settings(BaseSettings):
         return EndpointPolicy(
             allow_http=self.allow_http_endpoints, allow_private=self.allow_private_endpoints
         )
+
+    @property
+    def resolved_rate_limit_url(self) -> str | None:
+        if self.api_rate_limit_url:
+            return self.api_rate_limit_url
+        broker = self.resolved_broker_url
+        return broker if broker.startswith(("redis://", "rediss://")) else None
 
     @property
     def broker_folder(self) -> Path:

@@ -33,6 +33,7 @@ GROUPS: tuple[str, ...] = (
     "destinations",
     "doctor",
     "audit",
+    "api",
     "keys",
     "streams",
 )

@@ -36,12 +36,14 @@ from portability.netpolicy import check_url_shape
 
 __all__ = [
     "Access",
+    "ApiKey",
     "App",
     "AppStatus",
     "AuditEntry",
     "Authorization",
     "Destination",
     "FeedMark",
+    "IdempotencyRecord",
     "PlatformUser",
     "ReplayReason",
     "Run",
@@ -125,6 +127,46 @@ class App(Base):
         return self.status == AppStatus.APPROVED
 
 
+class ApiKey(Base):
+    """One of an app's API keys: only a SHA-256 of the whole key is kept.
+
+    ``key_id`` is the visible head of the key (``pk_<12 hex>``), safe to show and log. A key
+    works while it is not revoked and ``expires_at`` (set when the key is rotated out) is in
+    the future. The keys are 256-bit random, so a plain SHA-256 cannot be brute-forced and
+    keeps the lookup one indexed equality.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def is_usable_at(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class IdempotencyRecord(Base):
+    """The answer to an API create made with an ``Idempotency-Key``, replayed on a retry.
+
+    ``fingerprint`` is a SHA-256 of the method, path and body: the same key with another
+    request is refused instead of answered with the first one's object.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    app_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class PlatformUser(Base):
     """A user of the platform; ``country`` decides whether they may grant at all."""
 
@@ -201,6 +243,8 @@ class Destination(Base):
     compression: Mapped[str] = mapped_column(String(8), default="gzip")
     credentials_encrypted: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Set when the developer deletes it; runs keep pointing at the row, nothing new may.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @validates("endpoint_url")
     def _check_endpoint(self, _key: str, value: str | None) -> str | None:
@@ -279,6 +323,8 @@ class Schedule(Base):
     skipped_runs: Mapped[int] = mapped_column(Integer, default=0)
     last_skip_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Set when the developer deletes it (``next_run_at`` is cleared too); its runs remain.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @validates("categories")
     def _check_categories(self, _key: str, value: object) -> str:

@@ -23,6 +23,7 @@ def test_the_stack_has_the_services_an_operator_runs():
         "redis",
         "seaweedfs",
         "migrate",
+        "api",
         "worker",
         "beat",
     }
@@ -30,7 +31,7 @@ def test_the_stack_has_the_services_an_operator_runs():
 
 def test_every_process_of_ours_gets_the_same_database_broker_and_key():
     services = compose()["services"]
-    envs = [services[name]["environment"] for name in ("migrate", "worker", "beat")]
+    envs = [services[name]["environment"] for name in ("migrate", "api", "worker", "beat")]
     for key in (
         "PORTABILITY_DATABASE_URL",
         "PORTABILITY_BROKER_URL",
@@ -43,16 +44,16 @@ def test_every_process_of_ours_gets_the_same_database_broker_and_key():
         assert len({env[key] for env in envs}) == 1, key
 
 
-def test_workers_and_beat_start_after_the_migration_has_completed():
+def test_the_api_workers_and_beat_start_after_the_migration_has_completed():
     services = compose()["services"]
-    for name in ("worker", "beat"):
+    for name in ("api", "worker", "beat"):
         assert services[name]["depends_on"]["migrate"] == {
             "condition": "service_completed_successfully"
         }
 
 
 def test_the_commands_our_services_run_are_installed():
-    for name in ("migrate", "worker", "beat"):
+    for name in ("migrate", "api", "worker", "beat"):
         executable = compose()["services"][name]["command"][0]
         assert (BIN / executable).exists() or shutil.which(executable), executable
 

@@ -1,0 +1,149 @@
+"""``create_app(settings)``: the FastAPI application, built from explicit settings.
+
+Nothing is created on import. The factory builds the engine, the credential box and the
+caches; the Celery side is reached only through ``enqueue`` (by default a lazy publisher that
+imports ``workers`` on the first run it sends), so the API process never loads the Celery app
+unless it enqueues.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI
+
+from portability.api import (
+    apps,
+    destinations,
+    grants,
+    health,
+    internal,
+    keys,
+    manifest_keys,
+    runs,
+    schedules,
+    transfers,
+)
+from portability.api._context import ApiContext, Enqueue, ProbeDestination
+from portability.api._keycache import KeyCache
+from portability.api._problems import install, problem_media_type
+from portability.api._types import refuse_unknown_query
+from portability.crypto import CredentialBox
+from portability.db.engine import make_engine, make_session_factory
+from portability.destinations.s3 import S3Config
+from portability.errors import DestinationError, DestinationPermanentError
+from portability.settings import Settings
+
+__all__ = ["create_app", "lazy_celery_enqueue", "probe_s3"]
+
+API_VERSION = "1.0.0"
+DESCRIPTION = """The developer API of portability: apply for access, register S3-compatible
+destinations, and send the data your users granted you there, once or on a schedule.
+
+Authenticate with `Authorization: Bearer <API key>`. Errors are RFC 9457
+`application/problem+json`; branch on `type`. Lists are cursor-paginated (`next_cursor`).
+Creates accept an `Idempotency-Key` header."""
+
+
+def lazy_celery_enqueue(settings: Settings) -> Enqueue:
+    """Publish through ``workers`` (Celery), imported and connected on the first call."""
+    lock = threading.Lock()
+    publisher: list[Enqueue] = []
+
+    def enqueue(run_ids: Sequence[int]) -> None:
+        if not run_ids:
+            return
+        with lock:
+            if not publisher:
+                from workers import celery_enqueue
+
+                publisher.append(celery_enqueue(settings))  # type: ignore[arg-type]
+        publisher[0](list(run_ids))
+
+    return enqueue
+
+
+def probe_s3(config: S3Config) -> None:
+    """Write, read back and delete a probe object with the destination's own keys."""
+    from portability.destinations.s3 import S3Destination
+
+    try:
+        S3Destination(config).probe()
+    except DestinationError:
+        raise
+    except Exception as exc:  # botocore refusing the parameters before any request
+        raise DestinationPermanentError(
+            f"bucket {config.bucket!r} at {config.endpoint_label} cannot be reached: "
+            f"{type(exc).__name__}"
+        ) from None
+
+
+def create_app(
+    settings: Settings,
+    *,
+    enqueue: Enqueue | None = None,
+    probe: ProbeDestination | None = None,
+) -> FastAPI:
+    pool = {"pool_size": settings.api_db_pool_size, "max_overflow": settings.api_db_pool_size}
+    is_sqlite = settings.resolved_database_url.startswith("sqlite")
+    engine = make_engine(settings) if is_sqlite else make_engine(settings, **pool)
+    # Hot lone reads take raw connections of their own small autocommit pool: no BEGIN, and
+    # no rollback when one goes back (``ApiContext.read_rows``).
+    half = {key: max(1, value // 2) for key, value in pool.items()}
+    reader = (
+        engine
+        if is_sqlite
+        else make_engine(settings, **half, isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
+    )
+    context = ApiContext(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        box=CredentialBox(settings.resolved_encryption_keys()),
+        enqueue=enqueue or lazy_celery_enqueue(settings),
+        probe=probe or probe_s3,
+        keys=KeyCache(settings.api_key_cache_seconds),
+        reader=reader,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await context.close()
+        engine.dispose()
+
+    app = FastAPI(
+        title="portability",
+        version=API_VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        dependencies=[Depends(refuse_unknown_query)],
+    )
+    app.state.context = context
+    install(app)
+    # Routes match in order: the hottest (a run's status, polled by developers) comes first.
+    for module in (
+        runs,
+        transfers,
+        health,
+        apps,
+        keys,
+        destinations,
+        grants,
+        schedules,
+        manifest_keys,
+    ):
+        app.include_router(module.router)
+    app.include_router(internal.router)
+    plain_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = problem_media_type(plain_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,43 @@
+"""``portability api``: serve the developer HTTP API with uvicorn.
+
+With no configuration it runs on the embedded default (SQLite and the filesystem broker under
+``PORTABILITY_DATA_DIR``), migrated to head first, so `portability api` alone is a working API.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from portability.cli._context import load_settings
+
+
+def serve(
+    host: str | None = typer.Option(None, help="Interface; default PORTABILITY_API_HOST."),
+    port: int | None = typer.Option(None, help="Port; default PORTABILITY_API_PORT (8000)."),
+    migrate: bool = typer.Option(True, help="Upgrade the database to head before serving."),
+    access_log: bool = typer.Option(True, help="Log one line per request (never headers)."),
+) -> None:
+    """Serve the developer API (`/v1`, `/internal`, `/openapi.json`, `/docs`)."""
+    import uvicorn
+
+    from portability.api import create_app
+    from portability.db.engine import make_engine
+    from portability.db.migrate import upgrade
+
+    settings = load_settings()
+    if migrate:
+        engine = make_engine(settings)
+        upgrade(engine)
+        engine.dispose()
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=host or settings.api_host,
+        port=settings.api_port if port is None else port,
+        access_log=access_log,
+        log_level="info",
+    )
+
+
+def register(root: typer.Typer) -> None:
+    root.command("api")(serve)
