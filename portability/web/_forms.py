@@ -16,14 +16,16 @@ Params = dict[str, list[str]]
 
 async def read_form(request: Request) -> Params:
     """An ``application/x-www-form-urlencoded`` body as name -> values."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind != "application/x-www-form-urlencoded":
-        raise ValidationError("send the form as application/x-www-form-urlencoded")
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_FORM_BYTES:
             raise ValidationError("the form is too large")
+    if not body:
+        return {}
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        raise ValidationError("send the form as application/x-www-form-urlencoded")
     params: Params = {}
     for name, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
         params.setdefault(name, []).append(value)
