@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.transfers",
     "tests.fixtures.consumer",
     "tests.fixtures.web",
+    "tests.fixtures.browser",
 ]

@@ -65,10 +65,8 @@ def connected_apps(session: Session, user_id: str, now: datetime) -> list[Connec
             .where(Run.authorization_id == grant.id, RunCategory.status == _DELIVERED)
             .group_by(RunCategory.category)
         ).all()
-        delivered = [
-            (CATEGORY_TEXT[Category(category)][0], int(total or 0))
-            for category, total in sorted(counts)
-        ]
+        totals = {Category(category): int(total or 0) for category, total in counts}
+        delivered = [(CATEGORY_TEXT[c][0], totals[c]) for c in Category if c in totals]
         ended = _ended(grant, now)
         found.append(
             ConnectedApp(
