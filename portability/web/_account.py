@@ -101,9 +101,7 @@ def add_account_routes(router: APIRouter, ctx: WebContext) -> None:
     def show(request: Request) -> Response:
         page = ctx.codec.load(request)
         if page.user_id is None:
-            return ctx.render(
-                request, page, "signin_needed.html", status=401, next_url="/account/apps"
-            )
+            return ctx.render(request, page, "signin_needed.html", next_url="/account/apps")
         with ctx.sessions() as session:
             apps = connected_apps(session, page.user_id, ctx.clock())
         revoked = request.query_params.get("revoked")

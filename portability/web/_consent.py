@@ -92,9 +92,7 @@ def add_consent_routes(router: APIRouter, ctx: WebContext) -> None:
                 return _error_redirect(exc, status=302)
             user = eligible_user(session, page)
         if user is None:
-            return ctx.render(
-                request, page, "signin_needed.html", status=401, next_url=_here(request)
-            )
+            return ctx.render(request, page, "signin_needed.html", next_url=_here(request))
         request.state.form_action = [_origin(auth.redirect_uri)]
         return ctx.render(
             request,

@@ -110,7 +110,7 @@ def test_another_response_type_is_unsupported_response_type(web):
 
 def test_a_signed_out_user_is_asked_to_sign_in(web):
     page = web.consent_page()
-    assert page.status_code == 401
+    assert page.status_code == 200
     assert "Sign in to continue" in page.text and "/dev/login?next=" in page.text
 
 
