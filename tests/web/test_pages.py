@@ -116,6 +116,9 @@ def web_settings_secret(value: str):
 
 
 def test_dev_login_is_off_by_default_and_no_banner_shows(web_settings, consent_world):
+    from portability.settings import Settings
+
+    assert Settings.model_fields["web_dev_login"].default is False
     settings = web_settings.model_copy(update={"web_dev_login": False})
     with asgi_client(create_web_app(settings, sessions=consent_world.sessions)) as http:
         assert http.get("/dev/login").status_code == 404
