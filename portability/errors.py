@@ -16,6 +16,7 @@
      │    └── ObjectExistsError           a conditional write found the key already there
      ├── SourceError                the change feed could not be read
      ├── TenancyError               a row pairs one app's grant with another app's objects
+     ├── OAuthError                 the consent flow refused a request (RFC 6749 error code)
      ├── IntegrityError             a manifest or part failed verification (consumer side)
      └── UnavailableError           a service is down or not set up; the message names the fix
           ├── DatabaseUnavailableError   cannot connect to the database
@@ -48,6 +49,7 @@ __all__ = [
     "FailureReason",
     "IntegrityError",
     "NotFoundError",
+    "OAuthError",
     "ObjectExistsError",
     "PortabilityError",
     "RateLimitedError",
@@ -159,6 +161,27 @@ class SourceError(PortabilityError):
 class TenancyError(PortabilityError):
     """A run or schedule pairs one app's grant with another app's destination: refused, since
     delivering would put one app's user's data into another app's bucket."""
+
+
+class OAuthError(PortabilityError):
+    """The consent flow (``portability.oauth``) refused a request. ``error`` is the RFC 6749
+    error code (``invalid_request``, ``invalid_grant``, ``invalid_scope``...) the HTTP layer
+    sends; the message says in our words what is wrong."""
+
+    def __init__(
+        self,
+        error: str,
+        message: str,
+        *,
+        redirect_uri: str | None = None,
+        state: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.error = error
+        #: Set once the redirect URI is verified: the error goes back to the app there
+        #: (RFC 6749 4.1.2.1); unset, the user gets a page and is sent nowhere.
+        self.redirect_uri = redirect_uri
+        self.state = state
 
 
 class IntegrityError(PortabilityError):

@@ -26,6 +26,7 @@ from portability.db.models import (
     AppStatus,
     Authorization,
     Destination,
+    OAuthRedirectUri,
     PlatformUser,
     Schedule,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "granted_or",
     "hash_api_key",
     "record_consent",
+    "register_redirect_uri",
     "replace_destination_credentials",
     "revoke_grant",
     "schedule_for_app",
@@ -118,6 +120,28 @@ def add_user(session: Session, *, user_id: str, country: str) -> PlatformUser:
     return user
 
 
+def register_redirect_uri(session: Session, app_id: int, uri: str) -> OAuthRedirectUri:
+    """Register a redirect URI for an app's consent requests (idempotent).
+
+    https only, or http to a loopback address (``portability.oauth.check_redirect_uri``).
+    """
+    from portability.oauth import check_redirect_uri
+
+    check_redirect_uri(uri)
+    _get(session, App, app_id)
+    existing = session.scalar(
+        select(OAuthRedirectUri).where(
+            OAuthRedirectUri.app_id == app_id, OAuthRedirectUri.uri == uri
+        )
+    )
+    if existing is not None:
+        return existing
+    row = OAuthRedirectUri(app_id=app_id, uri=uri)
+    session.add(row)
+    session.flush()
+    return row
+
+
 def grant(
     session: Session,
     *,
@@ -129,10 +153,13 @@ def grant(
     expires_at: datetime | None = None,
     now: datetime | None = None,
 ) -> Authorization:
-    """Record a user's grant to an app; refuses users outside the eligible countries."""
+    """Record a user's grant to an app; refuses users outside the eligible countries and apps
+    that staff have not approved."""
     now = now or utcnow()
     user = _get(session, PlatformUser, user_id)
     app = _get(session, App, app_id)
+    if not app.is_approved:
+        raise ValidationError(f"app {app.id} is {app.status}: only approved apps can be granted")
     if user.country not in eligible_countries:
         raise ValidationError(
             f"user {user.id} is in {user.country}: only users in "

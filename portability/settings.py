@@ -72,6 +72,36 @@ class Settings(BaseSettings):
         default=EEA_COUNTRIES, description="ISO countries whose users may grant (comma-separated)."
     )
 
+    # Consent pages (portability.web).
+    web_identity_key: SecretStr | None = Field(
+        default=None,
+        description="Key verifying the platform's signed identity assertions: the shared "
+        "secret (HS256) or the Ed25519 public key in PEM (EdDSA).",
+    )
+    web_identity_algorithm: str = Field(
+        default="HS256", description="HS256 | EdDSA: the only algorithm assertions may use."
+    )
+    web_identity_audience: str = Field(
+        default="portability-consent", description="The 'aud' every assertion must carry."
+    )
+    web_identity_issuer: str | None = Field(
+        default=None, description="The 'iss' every assertion must carry, when set."
+    )
+    web_session_key: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="Secret signing the consent pages' session cookies (32+ characters). "
+        "Required with a database_url; the embedded default keeps one in data_dir.",
+    )
+    web_session_max_age_seconds: int = Field(
+        default=3600, ge=60, description="How long a signed-in page session lasts."
+    )
+    web_dev_login: bool = Field(
+        default=False,
+        description="Demo and tests only: a 'sign in as any user' page. Every page says "
+        "when it is on. Never in production.",
+    )
+
     # S3 defaults applied to destinations that do not say otherwise.
     s3_region: str = "us-east-1"
     s3_addressing_style: str = "path"
@@ -178,6 +208,13 @@ class Settings(BaseSettings):
             return frozenset(c.strip().upper() for c in value.split(",") if c.strip())
         return value
 
+    @field_validator("web_identity_algorithm")
+    @classmethod
+    def _check_identity_algorithm(cls, value: str) -> str:
+        if value not in {"HS256", "EdDSA"}:
+            raise ValueError(f"web_identity_algorithm must be HS256 or EdDSA, not {value!r}")
+        return value
+
     @field_validator("export_compression")
     @classmethod
     def _check_compression(cls, value: str) -> str:
@@ -260,6 +297,18 @@ class Settings(BaseSettings):
                 "print(secrets.token_urlsafe(32))'), kept for ever"
             )
         return read_or_create_key_file(self.data_dir / "pseudonym.key", _pseudonym_secret)
+
+    def resolved_web_session_key(self) -> bytes:
+        """The key signing session cookies: from settings, else (embedded SQLite default only)
+        a key file under ``data_dir``; every host serving the pages needs the same one."""
+        if self.web_session_key is not None:
+            return self.web_session_key.get_secret_value().encode()
+        if not self.is_embedded_database:
+            raise ConfigurationError(
+                "PORTABILITY_WEB_SESSION_KEY is not set: every host serving the consent pages "
+                "needs the same secret of 32+ characters"
+            )
+        return read_or_create_key_file(self.data_dir / "web-session.key", _pseudonym_secret)
 
 
 def _fernet_key() -> bytes:

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 from portability.db.base import UTCDateTime
-from portability.db.models import App, Authorization, Run, RunStatus, Schedule
+from portability.db.models import App, Authorization, Destination, Run, RunStatus, Schedule
 from schedules.decide import Action, Decision, DueSchedule
 
 __all__ = ["claim_due_schedules", "claim_statement", "mark_unsent", "record_decisions"]
@@ -43,6 +43,7 @@ _schedules = cast(Table, Schedule.__table__)
 _runs = cast(Table, Run.__table__)
 _apps = cast(Table, App.__table__)
 _grants = cast(Table, Authorization.__table__)
+_destinations = cast(Table, Destination.__table__)
 
 #: Written exactly as the index predicate, so both planners match the partial index.
 _IN_DUE_INDEX = text("schedules.next_run_at IS NOT NULL AND NOT schedules.is_paused")
@@ -85,10 +86,13 @@ def claim_statement(now: datetime, limit: int) -> Select[Any]:
             _grants.c.revoked_at,
             _grants.c.revoke_reason,
             _grants.c.used_at,
+            _grants.c.app_id,
+            _destinations.c.app_id,
         )
         .select_from(due)
         .join(_apps, _apps.c.id == due.c.app_id)
         .join(_grants, _grants.c.id == due.c.authorization_id)
+        .join(_destinations, _destinations.c.id == due.c.destination_id)
         .outerjoin(_runs, _runs.c.id == due.c.last_run_id)
     )
 

@@ -58,6 +58,9 @@ class DueSchedule:
     revoked_at: datetime | None
     revoke_reason: str | None
     used_at: datetime | None
+    #: The apps the grant and the destination belong to: both must be the schedule's.
+    grant_app_id: int
+    destination_app_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,14 @@ def decide(due: DueSchedule, now: datetime, *, max_jitter_seconds: int) -> Decis
 
 def consent_refusal(due: DueSchedule, now: datetime) -> str | None:
     """Why the grant or app no longer allows a run, or None when it does."""
+    if not due.app_id == due.grant_app_id == due.destination_app_id:
+        # A row written around the registry: delivering would put one app's user's data in
+        # another app's bucket. The engine refuses such a run too; the schedule stops here.
+        return (
+            f"schedule {due.id} of app {due.app_id} pairs authorization {due.authorization_id} "
+            f"of app {due.grant_app_id} with destination {due.destination_id} of app "
+            f"{due.destination_app_id}: refused"
+        )
     if due.app_status != AppStatus.APPROVED:
         return f"app {due.app_id} is {due.app_status}, not approved"
     if due.revoked_at is not None and due.revoked_at <= now:

@@ -10,4 +10,6 @@ pytest_plugins = [
     "tests.fixtures.consumer",
     "tests.fixtures.cli",
     "tests.fixtures.api",
+    "tests.fixtures.web",
+    "tests.fixtures.browser",
 ]

@@ -8,8 +8,7 @@ unless it enqueues.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -36,8 +35,9 @@ from portability.db.engine import make_engine, make_session_factory
 from portability.destinations.s3 import S3Config
 from portability.errors import DestinationError, DestinationPermanentError
 from portability.settings import Settings
+from portability.web import create_web_router
 
-__all__ = ["create_app", "lazy_celery_enqueue", "probe_s3"]
+__all__ = ["create_app", "probe_s3"]
 
 API_VERSION = "1.0.0"
 DESCRIPTION = """The developer API of portability: apply for access, register S3-compatible
@@ -46,24 +46,6 @@ destinations, and send the data your users granted you there, once or on a sched
 Authenticate with `Authorization: Bearer <API key>`. Errors are RFC 9457
 `application/problem+json`; branch on `type`. Lists are cursor-paginated (`next_cursor`).
 Creates accept an `Idempotency-Key` header."""
-
-
-def lazy_celery_enqueue(settings: Settings) -> Enqueue:
-    """Publish through ``workers`` (Celery), imported and connected on the first call."""
-    lock = threading.Lock()
-    publisher: list[Enqueue] = []
-
-    def enqueue(run_ids: Sequence[int]) -> None:
-        if not run_ids:
-            return
-        with lock:
-            if not publisher:
-                from workers import celery_enqueue
-
-                publisher.append(celery_enqueue(settings))  # type: ignore[arg-type]
-        publisher[0](list(run_ids))
-
-    return enqueue
 
 
 def probe_s3(config: S3Config) -> None:
@@ -84,9 +66,12 @@ def probe_s3(config: S3Config) -> None:
 def create_app(
     settings: Settings,
     *,
-    enqueue: Enqueue | None = None,
+    enqueue: Enqueue,
     probe: ProbeDestination | None = None,
 ) -> FastAPI:
+    """The API from explicit parts: ``enqueue`` publishes "run N is due" after each commit (the
+    ``portability api`` command passes Celery's, through ``workers``; tests pass a list's
+    ``extend``). The core never imports the workers itself."""
     pool = {"pool_size": settings.api_db_pool_size, "max_overflow": settings.api_db_pool_size}
     is_sqlite = settings.resolved_database_url.startswith("sqlite")
     engine = make_engine(settings) if is_sqlite else make_engine(settings, **pool)
@@ -103,7 +88,7 @@ def create_app(
         engine=engine,
         sessions=make_session_factory(engine),
         box=CredentialBox(settings.resolved_encryption_keys()),
-        enqueue=enqueue or lazy_celery_enqueue(settings),
+        enqueue=enqueue,
         probe=probe or probe_s3,
         keys=KeyCache(settings.api_key_cache_seconds),
         reader=reader,
@@ -138,6 +123,9 @@ def create_app(
     ):
         app.include_router(module.router)
     app.include_router(internal.router)
+    # The user's side: the consent flow, the connected-apps page and /oauth/token, served by
+    # the same ASGI app (their own strict headers; not part of the developer API's schema).
+    app.include_router(create_web_router(settings, sessions=context.sessions))
     plain_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:

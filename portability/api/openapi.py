@@ -25,6 +25,7 @@ def document() -> dict[str, Any]:
             data_dir=Path(folder),
             database_url="sqlite:///:memory:",
             encryption_key=Fernet.generate_key().decode(),
+            web_session_key="openapi-document-only-" + "k" * 32,
         )
         app = create_app(settings, enqueue=lambda _ids: None)
         try:

@@ -6,9 +6,13 @@ With no configuration it runs on the embedded default (SQLite and the filesystem
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Sequence
+
 import typer
 
 from portability.cli._context import load_settings
+from portability.settings import Settings
 
 
 def serve(
@@ -29,7 +33,7 @@ def serve(
         engine = make_engine(settings)
         upgrade(engine)
         engine.dispose()
-    app = create_app(settings)
+    app = create_app(settings, enqueue=celery_enqueue_later(settings))
     uvicorn.run(
         app,
         host=host or settings.api_host,
@@ -37,6 +41,26 @@ def serve(
         access_log=access_log,
         log_level="info",
     )
+
+
+def celery_enqueue_later(settings: Settings) -> Callable[[Sequence[int]], None]:
+    """Publish through the workers' public ``celery_enqueue``, connected on the first call (the
+    API starts even while the broker is down; a run committed meanwhile stays queued for the
+    reconciler)."""
+    lock = threading.Lock()
+    publisher: list[Callable[[list[int]], object]] = []
+
+    def enqueue(run_ids: Sequence[int]) -> None:
+        if not run_ids:
+            return
+        with lock:
+            if not publisher:
+                from workers import celery_enqueue
+
+                publisher.append(celery_enqueue(settings))
+        publisher[0](list(run_ids))
+
+    return enqueue
 
 
 def register(root: typer.Typer) -> None:

@@ -44,6 +44,8 @@ __all__ = [
     "Destination",
     "FeedMark",
     "IdempotencyRecord",
+    "OAuthCode",
+    "OAuthRedirectUri",
     "PlatformUser",
     "ReplayReason",
     "Run",
@@ -507,3 +509,33 @@ def _length_check(field: str, length: int) -> Callable[[object, object, object, 
 
 
 _refuse_overlong_text()
+
+
+class OAuthRedirectUri(Base):
+    """A redirect URI an app registered for the consent flow; requests must match one exactly
+    (a loopback URI matches on any port, RFC 8252 section 7.3)."""
+
+    __tablename__ = "oauth_redirect_uris"
+    __table_args__ = (UniqueConstraint("app_id", "uri"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    uri: Mapped[str] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OAuthCode(Base):
+    """An authorization code issued when a user allowed an app: stored as its SHA-256 only,
+    valid for a minute, redeemed once (``redeemed_at``) with the PKCE verifier."""
+
+    __tablename__ = "oauth_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    authorization_id: Mapped[int] = mapped_column(ForeignKey("authorizations.id"), index=True)
+    redirect_uri: Mapped[str] = mapped_column(String(2000))
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    scope: Mapped[str] = mapped_column(Text)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -346,3 +346,43 @@ def test_exhausted_attempts_fail_the_run_and_a_rerun_continues_from_the_checkpoi
     assert run_to_end(transfer, again) == RunStatus.SUCCEEDED
     assert transfer.run(again).records == 5
     assert_exactly_once(transfer, ["posts", "profile"])
+
+
+@pytest.mark.parametrize("action", ["revoke", "suspend"])
+@pytest.mark.parametrize(
+    ("hook", "nth"),
+    [("between_batches", 1), ("between_batches", 4), ("after_part", 1), ("after_part", 3)],
+)
+def test_a_consent_stop_at_any_point_leaves_nothing_of_the_delivery_in_the_bucket(
+    pg_engine, make_transfer, test_settings, action, hook, nth
+):
+    settings = test_settings.model_copy(
+        update={"export_batch_size": 10, "export_part_max_records": 20}
+    )
+    destination = MemoryDestination()
+    transfer = make_transfer(
+        pg_engine, destination, records=400, categories="posts", settings=settings
+    )
+    assert run_to_end(transfer, transfer.new_run()) == RunStatus.SUCCEEDED
+    delivered_before = dict(destination.objects)
+    mutate(
+        pg_engine, user_id=transfer.user_id, updates=70, deletes=5, seed=12, categories=["posts"]
+    )
+    run_id = transfer.new_run()
+    seen = {"count": 0}
+
+    def stop_consent(_key: str) -> None:
+        seen["count"] += 1
+        if seen["count"] != nth:
+            return
+        with transfer.runtime.sessions.begin() as session:
+            if action == "revoke":
+                revoke_grant(session, transfer.authorization_id, reason="user withdrew consent")
+            else:
+                set_app_status(session, transfer.app_id, "suspended")
+
+    outcome = execute_run(transfer.runtime, run_id, hooks=ExportHooks(**{hook: stop_consent}))
+
+    assert (outcome.status, transfer.run(run_id).failure_reason) == ("cancelled", "consent")
+    # Nothing of the stopped delivery remains: the bucket holds what earlier manifests list.
+    assert destination.objects == delivered_before

@@ -16,6 +16,8 @@ def test_a_transfer_is_created_and_shown_on_the_embedded_default(sqlite_url, tmp
         database_url=sqlite_url,
         encryption_key=Fernet.generate_key().decode(),
         api_service_token=SERVICE_TOKEN,
+        web_session_key="test-web-session-key-" + "s" * 32,
+        pseudonym_key="test-pseudonym-key-" + "p" * 32,
         allow_http_endpoints=True,
         allow_private_endpoints=True,
     )

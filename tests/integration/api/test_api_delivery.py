@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from portability.api import create_app
 from portability.categories import Category
+from portability.cli.api import celery_enqueue_later
 from portability.consumer import SqliteStore, consume, open_bucket
 from portability.platform.seed import seed
 from portability.pseudonyms import Pseudonymizer
@@ -34,13 +35,15 @@ def test_a_transfer_created_through_the_api_is_delivered_by_a_worker_and_consume
         encryption_key=worker_env["PORTABILITY_ENCRYPTION_KEY"],
         pseudonym_key=worker_env["PORTABILITY_PSEUDONYM_KEY"],
         manifest_signing_keys=worker_env["PORTABILITY_MANIFEST_SIGNING_KEYS"],
+        web_session_key="test-web-session-key-" + "s" * 32,
         api_service_token=SERVICE_TOKEN,
         allow_http_endpoints=True,
         allow_private_endpoints=True,
     )
     user_id = seed(pg_engine, users=1, records_per_user=500, seed=3).user_ids[0]
     start_worker()
-    with TestClient(create_app(settings)) as client:  # the default, Celery-publishing enqueue
+    enqueue = celery_enqueue_later(settings)  # what `portability api` publishes with
+    with TestClient(create_app(settings, enqueue=enqueue)) as client:
         api = ApiHarness(client, settings)
         developer = api.developer()
         assert api.platform.put(f"/internal/users/{user_id}", json={"country": "DE"}).is_success
