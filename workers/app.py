@@ -60,6 +60,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_soft_time_limit": max(1, settings.task_time_limit - 60),
         "task_default_queue": "portability",
         "worker_hijack_root_logger": False,
+        # A pool process that grew past this (a fragmented heap after a huge export) is
+        # replaced once its task ends; Celery counts KiB.
+        "worker_max_memory_per_child": settings.worker_max_memory_per_child_mib * 1024,
         "beat_scheduler": "workers.beat:TickingScheduler",
         "beat_schedule": {},
         "beat_schedule_filename": str((settings.data_dir / "celerybeat-schedule").resolve()),
@@ -78,6 +81,9 @@ def create_app(settings: Settings | None = None) -> Celery:
     celery = Celery("portability")
     celery.conf.update(celery_config(settings))
     _SETTINGS[celery] = settings
+    from workers._process import install
+
+    install(celery)
     return celery
 
 
@@ -106,8 +112,10 @@ def runtime() -> Any:
 def export_run(self: Task, run_id: int) -> str:
     """Execute one run; the engine decides done, failed or "retry in N seconds"."""
     from portability.export import execute_run
+    from portability.probes import report_run
 
     outcome = execute_run(runtime(), run_id)
+    report_run(runtime(), outcome)
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in)
     return outcome.status
@@ -118,7 +126,7 @@ def enqueue_run(run_id: int) -> None:
 
 
 def enqueue_runs(run_ids: Iterable[int]) -> None:
-    """Publish "run N is due" for each id (pipelined; see ``workers._publish``)."""
-    from workers._publish import publish_runs
+    """Publish "run N is due" for each id on its app's queue (see ``workers._publish``)."""
+    from workers._publish import publish_routed
 
-    publish_runs(app, list(run_ids))
+    publish_routed(app, runtime().engine, list(run_ids), queues=settings_of(app).export_queues)

@@ -28,6 +28,9 @@ def _register() -> None:
 
     for module in (db, seed, scheduler, consume, runs, keys, streams):
         module.register(app)
+    from portability.cli import health  # ops: heartbeat liveness checks
+
+    health.register(app)
 
 
 def main() -> None:

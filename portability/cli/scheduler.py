@@ -39,7 +39,7 @@ def tick_cmd(
     settings = load_settings()
     runtime = DatabaseRuntime.from_settings(settings)
     try:
-        result = run_tick(runtime, celery_enqueue(settings))
+        result = run_tick(runtime, celery_enqueue(settings, runtime.engine))
     finally:
         runtime.close()
     if as_json:
@@ -60,13 +60,18 @@ def run_cmd(
     ),
 ) -> None:
     """Tick and reconcile until SIGINT/SIGTERM (a second signal stops at once)."""
+    from portability.logs import configure
     from schedules import DatabaseRuntime
     from schedules.loop import ColdStop, SchedulerLoop
-    from workers._publish import celery_enqueue
+    from workers._publish import celery_enqueue, scheduler_probe
 
     settings = load_settings()
+    configure(settings.log_format, settings.log_level)
     runtime = DatabaseRuntime.from_settings(settings)
-    loop = SchedulerLoop(runtime, celery_enqueue(settings), tick_seconds=tick_seconds)
+    probe, stop_metrics = scheduler_probe(settings, runtime.engine)
+    loop = SchedulerLoop(
+        runtime, celery_enqueue(settings, runtime.engine), tick_seconds=tick_seconds, probe=probe
+    )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if loop.is_stopping:
@@ -89,6 +94,7 @@ def run_cmd(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        stop_metrics()
         runtime.close()
     typer.echo(f"scheduler stopped after {loop.ticks} ticks")
     raise typer.Exit(EXIT_WARM_STOP)
