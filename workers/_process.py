@@ -64,8 +64,7 @@ def _add_queues(sender: Any = None, instance: Any = None, **_: Any) -> None:
 
     queues = instance.app.amqp.queues
     for name in worker_queue_names(instance.app, settings.export_queues):
-        if name not in queues:
-            queues.add(name)
+        queues.select_add(name)  # consumed unless -Q names others (selected after this)
 
 
 def _serve_worker_metrics(sender: Any = None, **_: Any) -> None:
