@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
@@ -95,16 +95,22 @@ class _TextFormatter(logging.Formatter):
         return super().format(record)
 
 
-def configure(fmt: str = "auto", level: str | int = "INFO", *, tracebacks: bool = True) -> None:
-    """Send every logger's lines to stderr in ``fmt``; replaces handlers set before (Celery's).
-
-    Idempotent: a second call reconfigures instead of doubling lines.
+def configure(
+    fmt: str = "auto",
+    level: str | int = "INFO",
+    *,
+    tracebacks: bool = True,
+    stream: TextIO | None = None,
+) -> None:
+    """Send every logger's lines to ``stream`` (stderr) in ``fmt``; replaces handlers set
+    before (Celery's). Idempotent: a second call reconfigures instead of doubling lines.
     """
+    stream = stream or sys.stderr
     if fmt == "auto":
-        fmt = "text" if sys.stderr.isatty() else "json"
+        fmt = "text" if stream.isatty() else "json"
     if fmt not in {"json", "text"}:
         raise ValueError(f"log format must be json, text or auto, not {fmt!r}")
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream)
     formatter = JsonFormatter(tracebacks=tracebacks) if fmt == "json" else _TextFormatter()
     handler.setFormatter(formatter)
     handler.addFilter(_ContextFilter())
