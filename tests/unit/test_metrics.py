@@ -36,7 +36,7 @@ def _finished_run(sqlite_engine, make_transfer):
 def test_a_succeeded_run_counts_its_status_duration_records_and_first_replays(
     sqlite_engine, make_transfer
 ):
-    transfer, run_id = _finished_run(sqlite_engine, make_transfer)
+    _transfer, run_id = _finished_run(sqlite_engine, make_transfer)
     facts = read_run_facts(sqlite_engine, run_id)
     metrics = Metrics()
     metrics.observe_run(facts, "succeeded", retrying=False)
@@ -54,7 +54,7 @@ def test_a_succeeded_run_counts_its_status_duration_records_and_first_replays(
 
 
 def test_a_retry_counts_its_error_kind_and_not_a_run(sqlite_engine, make_transfer):
-    transfer, run_id = _finished_run(sqlite_engine, make_transfer)
+    _transfer, run_id = _finished_run(sqlite_engine, make_transfer)
     with sqlite_engine.begin() as conn:
         conn.execute(
             text("UPDATE runs SET failure_reason = 'destination_transient' WHERE id = :i"),
