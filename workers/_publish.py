@@ -137,12 +137,14 @@ def queue_depths(app: Celery, names: Sequence[str]) -> dict[str, int | None]:
     queue the broker cannot count."""
     depths: dict[str, int | None] = {}
     with app.connection_or_acquire() as connection:
+        # On Redis a queue is a list, and an empty list does not exist: absent means empty.
+        absent = 0 if connection.transport.driver_type == "redis" else None
         channel = connection.default_channel
         for name in names:
             try:
                 depths[name] = int(channel.queue_declare(queue=name, passive=True).message_count)
             except Exception:
-                depths[name] = None  # absent (never declared) or not countable on this broker
+                depths[name] = absent  # never declared, or not countable on this broker
     return depths
 
 

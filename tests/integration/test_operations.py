@@ -212,3 +212,72 @@ def test_sigterm_mid_run_leaves_the_run_to_a_new_worker_that_completes_it_exactl
     assert_exactly_once(transfer, ["activity"])
     assert_consumer_exact(transfer, ["activity"])
     engine.dispose()
+
+
+SCHEDULER_METRICS_PORT = 19612
+
+
+def test_the_scheduler_serves_tick_backlog_queue_and_lag_series_after_a_real_tick(
+    pg_url, worker_env, make_transfer
+):
+    from datetime import timedelta
+
+    from portability.db.base import utcnow
+    from portability.destinations.memory import MemoryDestination
+    from portability.registry import create_schedule
+    from workers._publish import export_queue
+
+    engine = make_engine(pg_url)
+    transfer = make_transfer(engine, MemoryDestination(), records=20, categories="posts")
+    with transfer.runtime.sessions.begin() as session:
+        schedule = create_schedule(
+            session,
+            app_id=transfer.app_id,
+            authorization_id=transfer.authorization_id,
+            destination_id=transfer.destination_id,
+            categories="posts",
+            cron="@daily",
+            timezone="UTC",
+        )
+        schedule.next_run_at = utcnow() - timedelta(seconds=1)
+    env = dict(
+        worker_env,
+        PORTABILITY_SCHEDULER_METRICS_PORT=str(SCHEDULER_METRICS_PORT),
+        PORTABILITY_SCHEDULER_MAX_JITTER_SECONDS="0",
+        PORTABILITY_LOG_FORMAT="json",
+    )
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "portability"), "scheduler", "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    queue = export_queue(transfer.app_id, 4)
+    try:
+
+        def scraped() -> str | None:
+            try:
+                body = _scrape(SCHEDULER_METRICS_PORT)
+            except OSError:
+                return None
+            created = 'portability_scheduler_schedules_total{outcome="created"} 1.0'
+            return body if created in body and f'queue="{queue}"' in body else None
+
+        body = str(wait_until(scraped, timeout=30, what="the tick's series on /metrics"))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err[-2000:]
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in body.splitlines()
+        if line.startswith("portability_") and " " in line
+    }
+    assert samples[f'portability_queue_depth{{queue="{queue}"}}'] == 1.0
+    assert samples["portability_scheduler_tick_seconds_count"] >= 1
+    assert samples["portability_scheduler_due_backlog"] == 0.0
+    assert samples["portability_delivery_lag_seconds"] == 0.0  # nothing delivered yet
+    heartbeat = Path(env["PORTABILITY_DATA_DIR"]) / "health" / "scheduler.heartbeat"
+    assert heartbeat.exists()
+    engine.dispose()
