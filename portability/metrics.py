@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from prometheus_client import (
     CollectorRegistry,
@@ -29,24 +29,16 @@ from prometheus_client import (
     make_asgi_app,
     start_http_server,
 )
-from sqlalchemy import Engine, func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import Engine, select
 
-from portability.db.base import utcnow
-from portability.db.models import (
-    Access,
-    Authorization,
-    Run,
-    RunCategory,
-    Schedule,
-    Stream,
-)
+from portability.db.models import Run, RunCategory
+
+if TYPE_CHECKING:
+    from portability.backlog import Lag
 
 __all__ = [
     "Metrics",
     "RunFacts",
-    "delivery_lag_seconds",
-    "due_backlog",
     "metrics_app",
     "multiprocess_registry",
     "read_run_facts",
@@ -151,6 +143,13 @@ class Metrics:
             registry=r,
             multiprocess_mode=_GAUGE_MODE,
         )
+        self.lag_changes = Gauge(
+            "portability_delivery_lag_changes",
+            "Changes of the furthest-behind ongoing stream not delivered yet (an estimate, "
+            "capped at a million).",
+            registry=r,
+            multiprocess_mode=_GAUGE_MODE,
+        )
 
     # -- seams: the worker after a run, the scheduler after a tick ---------------------------
 
@@ -162,7 +161,7 @@ class Metrics:
             return
         if status not in {"succeeded", "failed", "cancelled"}:
             return  # dropped, deferred, conflict: another message or worker owns the run
-        reason = facts.failure_reason or "none" if status != "succeeded" else "none"
+        reason = "none" if status == "succeeded" else (facts.failure_reason or "none")
         self.runs.labels(status=status, reason=reason).inc()
         if facts.seconds is not None:
             self.run_duration.labels(status=status).observe(facts.seconds)
@@ -179,12 +178,11 @@ class Metrics:
             if count:
                 self.tick_schedules.labels(outcome=outcome).inc(count)
 
-    def observe_state(
-        self, *, backlog: int, lag_seconds: float, queues: Mapping[str, int | None]
-    ) -> None:
-        """The gauges read from the database and the broker (``observe_backlog``)."""
+    def observe_state(self, *, backlog: int, lag: Lag, queues: Mapping[str, int | None]) -> None:
+        """The gauges read from the database (``portability.backlog``) and the broker."""
         self.due_backlog.set(backlog)
-        self.lag.set(lag_seconds)
+        self.lag.set(lag.seconds)
+        self.lag_changes.set(lag.changes)
         for queue, depth in queues.items():
             if depth is not None:
                 self.queue_depth.labels(queue=queue).set(depth)
@@ -250,76 +248,6 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     if start is None or end is None:
         return None
     return max(0.0, (end - start).total_seconds())
-
-
-def due_backlog(engine: Engine, now: datetime | None = None) -> int:
-    """Schedules due and not claimed: what the next tick has to do (the claim's own index)."""
-    with engine.connect() as conn:
-        value = conn.scalar(
-            select(func.count())
-            .select_from(Schedule)
-            .where(Schedule.next_run_at <= (now or utcnow()), Schedule.is_paused.is_(False))
-        )
-    return int(value or 0)
-
-
-def delivery_lag_seconds(engine: Engine, now: datetime | None = None) -> float:
-    """Seconds since the furthest-behind ongoing stream was last known current.
-
-    A stream is current as of its last delivery, or as of the start of its grant's latest
-    succeeded run to that destination (a run that found nothing new leaves the position where
-    it was, but proves the stream was not behind). Only streams of ongoing, unrevoked grants
-    with an active schedule count: a one-time transfer is never "behind". 0 when none.
-    """
-    now = now or utcnow()
-    latest_run = aliased(Run)
-    last_ok = (
-        select(func.max(latest_run.started_at))
-        .where(
-            latest_run.authorization_id == Stream.authorization_id,
-            latest_run.destination_id == Stream.destination_id,
-            latest_run.status == "succeeded",
-        )
-        .scalar_subquery()
-    )
-    current_as_of = func.coalesce(
-        _greatest(engine, Stream.last_delivered_at, last_ok), Stream.updated_at
-    )
-    active = (
-        select(Schedule.id)
-        .where(
-            Schedule.authorization_id == Stream.authorization_id,
-            Schedule.destination_id == Stream.destination_id,
-            Schedule.is_paused.is_(False),
-            Schedule.disabled_reason.is_(None),
-            Schedule.next_run_at.is_not(None),
-        )
-        .exists()
-    )
-    query = (
-        select(func.min(current_as_of))
-        .select_from(Stream)
-        .join(Authorization, Authorization.id == Stream.authorization_id)
-        .where(Authorization.access == Access.ONGOING, Authorization.revoked_at.is_(None), active)
-    )
-    with engine.connect() as conn:
-        oldest = conn.scalar(query)
-    if oldest is None:
-        return 0.0
-    if isinstance(oldest, str):  # SQLite's MIN over an expression loses the column type
-        oldest = datetime.fromisoformat(oldest)
-    if oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=now.tzinfo)
-    return max(0.0, float((now - oldest).total_seconds()))
-
-
-def _greatest(engine: Engine, *columns: Any) -> Any:
-    """GREATEST ignoring NULLs on PostgreSQL; SQLite's MAX(a, b) is NULL if either is, so
-    coalesce each side with the other first."""
-    if engine.dialect.name == "sqlite":
-        a, b = columns
-        return func.max(func.coalesce(a, b), func.coalesce(b, a))
-    return func.greatest(*columns)
 
 
 # -- exposition ------------------------------------------------------------------------------

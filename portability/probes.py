@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+from portability.backlog import delivery_lag, due_backlog
 from portability.health import Heartbeat
 from portability.logs import bound
-from portability.metrics import Metrics, delivery_lag_seconds, due_backlog, read_run_facts
+from portability.metrics import Metrics, read_run_facts
 
 if TYPE_CHECKING:
     from portability.export import RunOutcome
@@ -72,7 +73,7 @@ class SchedulerProbe:
                 log.warning("queue depth unavailable: %s", one_line(exc))
         self.metrics.observe_state(
             backlog=due_backlog(self.engine),
-            lag_seconds=delivery_lag_seconds(self.engine),
+            lag=delivery_lag(self.engine),
             queues=depths,
         )
 

@@ -7,15 +7,10 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
+from portability.backlog import delivery_lag, due_backlog
 from portability.db.base import utcnow
 from portability.destinations.memory import MemoryDestination
-from portability.metrics import (
-    Metrics,
-    delivery_lag_seconds,
-    due_backlog,
-    metrics_app,
-    read_run_facts,
-)
+from portability.metrics import Metrics, metrics_app, read_run_facts
 from portability.registry import create_schedule
 from tests.fixtures.transfers import run_to_end
 
@@ -67,14 +62,14 @@ def test_a_retry_counts_its_error_kind_and_not_a_run(sqlite_engine, make_transfe
     assert _value(metrics, "portability_runs_total", status="succeeded", reason="none") is None
 
 
-def _schedule(transfer) -> int:
+def _schedule(transfer, categories: str = "posts,profile") -> int:
     with transfer.runtime.sessions.begin() as session:
         return create_schedule(
             session,
             app_id=transfer.app_id,
             authorization_id=transfer.authorization_id,
             destination_id=transfer.destination_id,
-            categories="posts,profile",
+            categories=categories,
             cron="@daily",
             timezone="UTC",
         ).id
@@ -89,9 +84,25 @@ def test_delivery_lag_is_the_age_of_the_oldest_ongoing_streams_last_delivery(
         delivered = conn.execute(text("SELECT min(last_delivered_at) FROM streams")).scalar_one()
     later = utcnow() + timedelta(hours=3)
 
-    lag = delivery_lag_seconds(sqlite_engine, now=later)
+    lag = delivery_lag(sqlite_engine, now=later).seconds
     assert abs(lag - (later - _aware(delivered)).total_seconds()) < 5
     assert 3 * 3600 - 60 < lag < 3 * 3600 + 60
+
+
+def test_the_lag_in_changes_counts_the_changes_the_oldest_stream_has_not_seen(
+    sqlite_engine, make_transfer
+):
+    from portability.platform.mutate import mutate
+
+    transfer = make_transfer(sqlite_engine, MemoryDestination(), records=40, categories="posts")
+    assert run_to_end(transfer, transfer.new_run()) == "succeeded"
+    _schedule(transfer, "posts")
+    assert delivery_lag(sqlite_engine).changes == 0
+    mutate(
+        sqlite_engine, user_id=transfer.user_id, updates=3, deletes=1, seed=4, categories=["posts"]
+    )
+
+    assert delivery_lag(sqlite_engine).changes == 4
 
 
 def test_a_run_that_found_nothing_new_keeps_the_lag_at_zero(sqlite_engine, make_transfer):
@@ -101,7 +112,7 @@ def test_a_run_that_found_nothing_new_keeps_the_lag_at_zero(sqlite_engine, make_
     with sqlite_engine.begin() as conn:  # an empty run started at `later`, as a tick would
         conn.execute(text("UPDATE runs SET started_at = :t"), {"t": later})
 
-    assert delivery_lag_seconds(sqlite_engine, now=later) == 0.0
+    assert delivery_lag(sqlite_engine, now=later).seconds == 0.0
 
 
 def test_streams_of_a_revoked_grant_or_without_a_schedule_are_not_behind(
@@ -109,11 +120,11 @@ def test_streams_of_a_revoked_grant_or_without_a_schedule_are_not_behind(
 ):
     transfer, _ = _finished_run(sqlite_engine, make_transfer)
     later = utcnow() + timedelta(days=5)
-    assert delivery_lag_seconds(sqlite_engine, now=later) == 0.0  # no schedule
+    assert delivery_lag(sqlite_engine, now=later).seconds == 0.0  # no schedule
     _schedule(transfer)
     with sqlite_engine.begin() as conn:
         conn.execute(text("UPDATE authorizations SET revoked_at = :t"), {"t": utcnow()})
-    assert delivery_lag_seconds(sqlite_engine, now=later) == 0.0
+    assert delivery_lag(sqlite_engine, now=later).seconds == 0.0
 
 
 def test_the_due_backlog_counts_unpaused_schedules_due_now(sqlite_engine, make_transfer):
