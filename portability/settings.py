@@ -170,6 +170,15 @@ class Settings(BaseSettings):
         description="Export queues; a run goes to the one its app id hashes to, and workers "
         "take from every queue in turn, so one app's burst cannot hold back the others.",
     )
+    run_history_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Finished runs (and their category rows) older than this are deleted by "
+        "the retention step of beat or the scheduler loop; unset: kept for ever.",
+    )
+    run_history_batch: int = Field(
+        default=5000, ge=1, description="Runs deleted per transaction by history retention."
+    )
     worker_max_memory_per_child_mib: int = Field(
         default=1024,
         ge=64,

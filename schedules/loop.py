@@ -104,10 +104,9 @@ class SchedulerLoop:
             self._probe.resent(sent)
 
     def _retention(self) -> None:
-        from portability.sources.retention import apply_retention
+        from portability.history import apply_retention_policies
 
-        settings = self._runtime.settings
-        apply_retention(self._runtime.engine, retention_days=settings.feed_retention_days)
+        apply_retention_policies(self._runtime.engine, self._runtime.settings)
 
     def _guarded(self, name: str, step: Callable[[], None]) -> None:
         """Run one step; an error (database or broker down) is logged, one line per failure,

@@ -86,6 +86,6 @@ def _reconcile(runtime: Any, enqueue: Any, probe: Any) -> None:
 
 
 def _retention(runtime: Any) -> None:
-    from portability.sources.retention import apply_retention
+    from portability.history import apply_retention_policies
 
-    apply_retention(runtime.engine, retention_days=runtime.settings.feed_retention_days)
+    apply_retention_policies(runtime.engine, runtime.settings)
