@@ -6,10 +6,13 @@ query on indexed columns, plus one indexed count for the lag in changes.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import aliased
 
@@ -18,7 +21,7 @@ from portability.db.models import Access, Authorization, Run, Schedule, Stream
 from portability.platform.tables import PlatformChange
 from portability.sources.position import Position
 
-__all__ = ["Lag", "delivery_lag", "due_backlog"]
+__all__ = ["Lag", "StateCollector", "delivery_lag", "due_backlog"]
 
 #: The lag in changes is counted up to this many (a count is an index scan).
 MAX_COUNTED_CHANGES = 1_000_000
@@ -125,3 +128,33 @@ def _greatest(engine: Engine, *columns: Any) -> Any:
         a, b = columns
         return func.max(func.coalesce(a, b), func.coalesce(b, a))
     return func.greatest(*columns)
+
+
+class StateCollector:
+    """The backlog and lag gauges computed when scraped, at most every ``ttl`` seconds: for a
+    process that does not tick (the API), so its ``/metrics`` shows how far behind the system
+    is without waiting for a scheduler's figures."""
+
+    def __init__(self, engine: Engine, ttl: float = 15.0) -> None:
+        self._engine = engine
+        self._ttl = ttl
+        self._cached: tuple[float, int, Lag] | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[0] > self._ttl:
+            self._cached = (now, due_backlog(self._engine), delivery_lag(self._engine))
+        _, backlog, lag = self._cached
+        yield GaugeMetricFamily(
+            "portability_scheduler_due_backlog", "Schedules due now and not yet claimed.", backlog
+        )
+        yield GaugeMetricFamily(
+            "portability_delivery_lag_seconds",
+            "How far the furthest-behind ongoing stream is behind the change feed.",
+            lag.seconds,
+        )
+        yield GaugeMetricFamily(
+            "portability_delivery_lag_changes",
+            "Changes of the furthest-behind ongoing stream not delivered yet (an estimate).",
+            lag.changes,
+        )

@@ -280,11 +280,20 @@ def serve(port: int, registry: CollectorRegistry, addr: str = "0.0.0.0") -> Call
     return stop
 
 
-def metrics_app(registry: CollectorRegistry | None = None) -> Any:
-    """An ASGI app serving ``registry`` (default: the multiprocess sum when
-    ``PROMETHEUS_MULTIPROC_DIR`` is set, else an empty registry): mount it at ``/metrics``."""
+def metrics_app(registry: CollectorRegistry | None = None, *, engine: Engine | None = None) -> Any:
+    """An ASGI app serving ``/metrics`` for the API: mount it at ``/metrics``.
+
+    ``registry`` defaults to the multiprocess sum when ``PROMETHEUS_MULTIPROC_DIR`` is set
+    (several API processes), else a registry of its own. With ``engine``, the due backlog and
+    the delivery lag are computed when scraped (``portability.backlog.StateCollector``, at most
+    every 15 s), so the API shows how far behind the system is.
+    """
     if registry is None:
         registry = serving_registry(CollectorRegistry())
+    if engine is not None:
+        from portability.backlog import StateCollector
+
+        registry.register(StateCollector(engine))
     return make_asgi_app(registry=registry)
 
 

@@ -172,3 +172,15 @@ async def _get(app, path: str) -> str:
     }
     await app(scope, receive, send)
     return b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body").decode()
+
+
+def test_the_api_metrics_app_given_the_database_shows_backlog_and_lag(sqlite_engine, make_transfer):
+    transfer, _ = _finished_run(sqlite_engine, make_transfer)
+    _schedule(transfer)
+    with sqlite_engine.begin() as conn:
+        conn.execute(text("UPDATE schedules SET next_run_at = :t"), {"t": utcnow()})
+    from prometheus_client import CollectorRegistry
+
+    body = asyncio.run(_get(metrics_app(CollectorRegistry(), engine=sqlite_engine), "/"))
+    assert "portability_scheduler_due_backlog 1.0" in body
+    assert "portability_delivery_lag_seconds " in body
