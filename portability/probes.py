@@ -94,7 +94,13 @@ def report_run(runtime: Runtime, outcome: RunOutcome) -> None:
     """After an attempt: count it, and log one line naming the run, its status, records and
     bytes (Celery's own "Task … succeeded: 'failed'" line is silenced by ``logs.configure``)."""
     retrying = outcome.retry_in is not None
-    facts = read_run_facts(runtime.engine, outcome.run_id)
+    try:
+        facts = read_run_facts(runtime.engine, outcome.run_id)
+    except Exception as exc:  # reporting must never change what the task does next
+        run_log.warning(
+            "run %s %s (not counted: %s)", outcome.run_id, outcome.status, one_line(exc)
+        )
+        return
     if facts is None:
         run_log.info("run %s: %s", outcome.run_id, outcome.status)
         return
