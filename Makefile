@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test unit lint format typecheck check demo bench bench-export bench-scheduler bench-consume bench-api api openapi worker beat clean
+.PHONY: install test unit lint format typecheck check demo bench bench-export bench-scheduler bench-consume bench-api api openapi worker beat up down constraints clean
 
 install: $(STAMP)
 
@@ -65,6 +65,22 @@ worker: install
 
 beat: install
 	$(BIN)/celery -A workers beat --loglevel=INFO
+
+# The compose stack on this host (needs Docker and the secrets docker-compose.yml lists).
+up:
+	docker compose up -d --build
+
+down:
+	docker compose down
+
+# Pin every runtime package for the image: pip freeze of a clean venv after `pip install .`.
+constraints:
+	rm -rf .constraints-venv && $(PYTHON) -m venv .constraints-venv
+	.constraints-venv/bin/pip install -q .
+	{ echo "# Every runtime package pinned, for reproducible images: pip freeze of a clean Python 3.11 venv"; \
+	  echo "# after \`pip install .\` (regenerate with \`make constraints\` whenever pyproject.toml changes)."; \
+	  .constraints-venv/bin/pip freeze --exclude portability; } > constraints.txt
+	rm -rf .constraints-venv
 
 clean:
 	rm -rf $(VENV) .portability .pytest_cache .mypy_cache .ruff_cache

@@ -316,6 +316,17 @@ def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
         print(f"full: {full}", file=sys.stderr)
         for inc in incs:
             print(f"incremental: {inc}", file=sys.stderr)
+        # The history check of an increment: one HEAD of the stream's last manifest (the
+        # streams of a run check concurrently, so a run pays about one of these).
+        destination = s3.destination(bucket)
+        manifest = next(
+            info.key for info in destination.list_objects("bench/") if "/manifests/" in info.key
+        )
+        heads = []
+        for _ in range(50):
+            t = time.perf_counter()
+            destination.head_object(manifest)
+            heads.append(time.perf_counter() - t)
         samples = sorted(inc["seconds"] for inc in incs)
         median = statistics.median(samples)
         result: dict[str, Any] = {
@@ -329,6 +340,7 @@ def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
             "incremental_ratio": round(median / full["seconds"], 5),
             "incremental_rounds": rounds,
             "incremental_max_seconds": round(samples[-1], 4),
+            "history_check_ms": round(statistics.median(heads) * 1000, 2),
             "s3": s3.kind,
             "compression": args.compression,
             "feed_versions_per_record": 1 + args.history,

@@ -17,6 +17,7 @@ from portability.crypto import CredentialBox
 from portability.db.engine import make_engine, make_session_factory
 from portability.db.models import Destination as DestinationRow
 from portability.destinations.base import Destination
+from portability.metrics import Metrics
 from portability.settings import Settings
 from portability.sources.base import Source
 
@@ -33,6 +34,8 @@ class Runtime:
     box: CredentialBox
     source: Source
     open_destination: DestinationFactory = field(repr=False)
+    #: This process's series (in a Celery pool process, written to the multiprocess folder).
+    metrics: Metrics = field(default_factory=Metrics, repr=False)
 
     @classmethod
     def from_settings(

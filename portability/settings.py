@@ -201,6 +201,50 @@ class Settings(BaseSettings):
         default=8, ge=1, description="Database connections of one API process."
     )
 
+    # Operations: logs, metrics, health, queues.
+    log_format: str = Field(
+        default="auto", description="json | text | auto (text on a terminal, else JSON lines)."
+    )
+    log_level: str = Field(default="INFO", description="Root log level of our processes.")
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port of a worker's /metrics (its main process serves every pool "
+        "process's series from PROMETHEUS_MULTIPROC_DIR); unset: no server.",
+    )
+    scheduler_metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Port of beat's or the scheduler's /metrics."
+    )
+    metrics_addr: str = Field(default="0.0.0.0", description="Address /metrics servers bind.")  # noqa: S104
+    health_dir: Path | None = Field(
+        default=None, description="Folder of heartbeat files; default {data_dir}/health."
+    )
+    heartbeat_seconds: float = Field(
+        default=10.0, gt=0, description="How often a worker touches its heartbeat file."
+    )
+    export_queues: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Export queues; a run goes to the one its app id hashes to, and workers "
+        "take from every queue in turn, so one app's burst cannot hold back the others.",
+    )
+    run_history_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Finished runs (and their category rows) older than this are deleted by "
+        "the retention step of beat or the scheduler loop; unset: kept for ever.",
+    )
+    run_history_batch: int = Field(
+        default=5000, ge=1, description="Runs deleted per transaction by history retention."
+    )
+    worker_max_memory_per_child_mib: int = Field(
+        default=1024,
+        ge=64,
+        description="A pool process that grew past this is replaced after its current task.",
+    )
+
     @field_validator("eligible_countries", mode="before")
     @classmethod
     def _parse_countries(cls, value: object) -> object:
@@ -253,6 +297,10 @@ class Settings(BaseSettings):
             return self.api_rate_limit_url
         broker = self.resolved_broker_url
         return broker if broker.startswith(("redis://", "rediss://")) else None
+
+    @property
+    def resolved_health_dir(self) -> Path:
+        return (self.health_dir or self.data_dir / "health").resolve()
 
     @property
     def broker_folder(self) -> Path:

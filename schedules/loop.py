@@ -16,10 +16,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from schedules.reconcile import reconcile_runs
 from schedules.runtime import SchedulerRuntime
 from schedules.tick import EnqueueRuns, TickResult, run_tick
+
+if TYPE_CHECKING:
+    from portability.probes import SchedulerProbe
 
 __all__ = ["ColdStop", "SchedulerLoop", "log_step_failure", "reconcile_interval"]
 
@@ -56,6 +60,7 @@ class SchedulerLoop:
         tick_seconds: float | None = None,
         on_tick: Callable[[TickResult], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        probe: SchedulerProbe | None = None,
     ) -> None:
         settings = runtime.settings
         self._runtime = runtime
@@ -64,6 +69,7 @@ class SchedulerLoop:
         self._reconcile_seconds = reconcile_interval(settings.reconcile_after_seconds)
         self._on_tick = on_tick
         self._clock = clock
+        self._probe = probe
         self._stopping = threading.Event()
         self.ticks = 0
         self.failures = 0
@@ -80,37 +86,45 @@ class SchedulerLoop:
         next_reconcile = next_retention = self._clock()
         while not self.is_stopping:
             started = self._clock()
-            self._guarded(self._tick)
+            self._guarded("tick", self._tick)
             if not self.is_stopping and self._clock() >= next_reconcile:
-                self._guarded(self._reconcile)
+                self._guarded("reconcile", self._reconcile)
                 next_reconcile = self._clock() + self._reconcile_seconds
             if not self.is_stopping and self._clock() >= next_retention:
-                self._guarded(self._retention)
+                self._guarded("retention", self._retention)
                 next_retention = (
                     self._clock() + self._runtime.settings.feed_retention_interval_seconds
                 )
             self._stopping.wait(max(0.0, self._tick_seconds - (self._clock() - started)))
 
     def _tick(self) -> None:
+        started = time.perf_counter()
         result = run_tick(self._runtime, self._enqueue, should_stop=self._stopping.is_set)
         self.ticks += 1
+        if self._probe is not None:
+            elapsed = time.perf_counter() - started
+            self._probe.ticked(elapsed, result.created, result.skipped, result.disabled)
         if self._on_tick is not None:
             self._on_tick(result)
 
     def _reconcile(self) -> None:
-        reconcile_runs(self._runtime, self._enqueue)
+        sent = reconcile_runs(self._runtime, self._enqueue)
+        if self._probe is not None:
+            self._probe.resent(sent)
 
     def _retention(self) -> None:
-        from portability.sources.retention import apply_retention
+        from portability.history import apply_retention_policies
 
-        settings = self._runtime.settings
-        apply_retention(self._runtime.engine, retention_days=settings.feed_retention_days)
+        apply_retention_policies(self._runtime.engine, self._runtime.settings)
 
-    def _guarded(self, step: Callable[[], None]) -> None:
-        """Run one step; an error (database or broker down) is logged and retried next time,
-        since a scheduler that exits on a blip stops every schedule."""
+    def _guarded(self, name: str, step: Callable[[], None]) -> None:
+        """Run one step; an error (database or broker down) is logged, one line per failure,
+        and retried next time, since a scheduler that exits on a blip stops every schedule."""
         try:
             step()
         except Exception as exc:
             self.failures += 1
-            log_step_failure(log, "scheduler step", exc, retry_in=self._tick_seconds)
+            if self._probe is not None:
+                self._probe.failed(name, exc)
+            else:
+                log_step_failure(log, f"scheduler {name}", exc, retry_in=self._tick_seconds)

@@ -13,37 +13,123 @@ faster paths, both producing the messages ``apply_async`` would:
   kombu's Redis transport does for a message to the default exchange (about 30,000
   messages/s). ``tests/integration/test_scheduler_pg.py`` checks that such a message equals
   the one ``send_task`` writes, identifiers aside, and that a real Celery worker runs them.
+
+Fairness: with an ``engine``, runs are routed to ``portability.export.{app_id % N}`` (N =
+``PORTABILITY_EXPORT_QUEUES``). Workers take from every queue in turn (kombu's Redis transport
+rotates the queues it pops from), so when one big app's daily tick enqueues 100,000 runs on
+its queue, another app's run on another queue waits for one free slot, not for the whole
+burst. Routing by app rather than by size class: the burst is what starves, and an app's
+runs are alike in size. Two apps sharing a queue share its turn: raise N if that matters.
+Without an engine (tests, the CLI's one-off sends) messages go to the default queue, which
+workers also consume.
 """
 
 from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 from celery import Celery
 from celery.utils.nodenames import anon_nodename
+from sqlalchemy import Engine, select
+
+from portability.settings import Settings
 
 __all__ = ["EXPORT_TASK", "publish_runs"]
 
-#: The export task's name: the one definition, registered by ``workers.app`` and sent by name.
+__all__ = [
+    "EVENTS_QUEUE",
+    "EXPORT_TASK",
+    "HOUSEKEEPING_QUEUE",
+    "export_queue",
+    "export_queue_names",
+    "publish_routed",
+    "publish_runs",
+    "queue_depths",
+    "scheduler_probe",
+    "worker_queue_names",
+]
+
+#: The export task's name (``workers.app.EXPORT_TASK``), sent by name.
 EXPORT_TASK = "portability.export_run"
+#: Queues of their own, so that webhooks and housekeeping never wait behind exports.
+EVENTS_QUEUE = "portability.events"
+HOUSEKEEPING_QUEUE = "portability.housekeeping"
+_EXPORT_PREFIX = "portability.export"
 _CHUNK = 1000
 
 
-def publish_runs(app: Celery, run_ids: Sequence[int], *, task_name: str = EXPORT_TASK) -> None:
-    """Send one ``task_name(run_id)`` message per id, as ``apply_async`` would."""
+def export_queue(app_id: int, queues: int) -> str:
+    return f"{_EXPORT_PREFIX}.{app_id % queues}"
+
+
+def export_queue_names(queues: int) -> list[str]:
+    return [f"{_EXPORT_PREFIX}.{i}" for i in range(queues)]
+
+
+def worker_queue_names(app: Celery, queues: int) -> list[str]:
+    """Every queue a worker consumes by default: the default one, the export queues, events
+    and housekeeping."""
+    return [
+        app.conf.task_default_queue,
+        *export_queue_names(queues),
+        EVENTS_QUEUE,
+        HOUSEKEEPING_QUEUE,
+    ]
+
+
+def publish_routed(app: Celery, engine: Engine, run_ids: Sequence[int], *, queues: int) -> None:
+    """Publish each run on its app's export queue (one indexed read per thousand runs)."""
+    from portability.db.models import Run
+
+    routed: dict[str, list[int]] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(run_ids), _CHUNK):
+            chunk = list(run_ids[start : start + _CHUNK])
+            rows = conn.execute(select(Run.id, Run.app_id).where(Run.id.in_(chunk)))
+            for run_id, app_id in rows:
+                routed.setdefault(export_queue(app_id, queues), []).append(run_id)
+    for queue, ids in routed.items():
+        publish_runs(app, ids, queue=queue)
+
+
+def publish_runs(
+    app: Celery,
+    run_ids: Sequence[int],
+    *,
+    task_name: str = EXPORT_TASK,
+    queue: str | None = None,
+) -> None:
+    """Send one ``task_name(run_id)`` message per id to ``queue`` (default: the default
+    queue), as ``apply_async`` would."""
     if not run_ids:
         return
     with app.connection_or_acquire() as connection:  # pooled: one Redis connection per process
         if _can_push_directly(app, connection):
-            _push_redis(app, connection, run_ids, task_name)
+            _push_redis(app, connection, run_ids, task_name, queue)
             return
     with app.producer_or_acquire() as producer, producer.batch(max_size=_CHUNK):
         for run_id in run_ids:
-            app.send_task(task_name, args=[run_id], producer=producer)
+            app.send_task(task_name, args=[run_id], producer=producer, queue=queue)
+
+
+def queue_depths(app: Celery, names: Sequence[str]) -> dict[str, int | None]:
+    """Messages waiting in each queue (a passive declare: nothing is created); None for a
+    queue the broker cannot count."""
+    depths: dict[str, int | None] = {}
+    with app.connection_or_acquire() as connection:
+        # On Redis a queue is a list, and an empty list does not exist: absent means empty.
+        absent = 0 if connection.transport.driver_type == "redis" else None
+        channel = connection.default_channel
+        for name in names:
+            try:
+                depths[name] = int(channel.queue_declare(queue=name, passive=True).message_count)
+            except Exception:
+                depths[name] = absent  # never declared, or not countable on this broker
+    return depths
 
 
 def _can_push_directly(app: Celery, connection: Any) -> bool:
@@ -63,8 +149,10 @@ def _can_push_directly(app: Celery, connection: Any) -> bool:
     )
 
 
-def _push_redis(app: Celery, connection: Any, run_ids: Sequence[int], task_name: str) -> None:
-    queue_name: str = app.amqp.queues[app.conf.task_default_queue].name
+def _push_redis(
+    app: Celery, connection: Any, run_ids: Sequence[int], task_name: str, queue: str | None
+) -> None:
+    queue_name: str = queue or app.amqp.queues[app.conf.task_default_queue].name
     template = _Template(app, task_name, queue_name)
     client = connection.default_channel.client  # honours global_keyprefix and the db number
     for start in range(0, len(run_ids), _CHUNK):
@@ -113,3 +201,25 @@ class _Template:
                 "properties": properties,
             }
         )
+
+
+def scheduler_probe(settings: Settings, engine: Engine) -> tuple[Any, Callable[[], None]]:
+    """The standalone scheduler's probe (metrics, heartbeat, queue depths) and a function
+    stopping its ``/metrics`` server (a no-op without ``scheduler_metrics_port``)."""
+    from portability.health import Heartbeat
+    from portability.metrics import Metrics, serve
+    from portability.probes import SchedulerProbe
+    from workers.app import create_app
+
+    app = create_app(settings)
+    names = worker_queue_names(app, settings.export_queues)
+    metrics = Metrics()
+    probe = SchedulerProbe(
+        metrics,
+        engine,
+        heartbeat=Heartbeat(settings.resolved_health_dir, "scheduler"),
+        queue_depths=lambda: queue_depths(app, names),
+    )
+    if settings.scheduler_metrics_port is None:
+        return probe, lambda: None
+    return probe, serve(settings.scheduler_metrics_port, metrics.registry, settings.metrics_addr)

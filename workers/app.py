@@ -73,6 +73,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_soft_time_limit": max(1, settings.task_time_limit - 60),
         "task_default_queue": "portability",
         "worker_hijack_root_logger": False,
+        # A pool process that grew past this (a fragmented heap after a huge export) is
+        # replaced once its task ends; Celery counts KiB.
+        "worker_max_memory_per_child": settings.worker_max_memory_per_child_mib * 1024,
         "beat_scheduler": "workers.beat:TickingScheduler",
         "beat_schedule": {},
         "beat_schedule_filename": str((settings.data_dir / "celerybeat-schedule").resolve()),
@@ -91,6 +94,9 @@ def create_app(settings: Settings | None = None) -> Celery:
     celery = Celery("portability")
     celery.conf.update(celery_config(settings))
     _SETTINGS[celery] = settings
+    from workers._process import install
+
+    install(celery)
     return celery
 
 
@@ -119,15 +125,18 @@ def runtime() -> Any:
 def export_run(self: Task, run_id: int) -> str:
     """Execute one run; the engine decides done, failed or "retry in N seconds"."""
     from portability.export import execute_run
+    from portability.probes import report_run
 
     outcome = execute_run(runtime(), run_id)
+    report_run(runtime(), outcome)
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in)
     return outcome.status
 
 
-def celery_enqueue(settings: Settings) -> EnqueueRuns:
-    """The ``EnqueueRuns`` of ``portability.dispatch`` for the broker of ``settings``.
+def celery_enqueue(settings: Settings, engine: Any = None) -> EnqueueRuns:
+    """The ``EnqueueRuns`` of ``portability.dispatch`` for the broker of ``settings``; given the
+    ``engine`` to look the runs' apps up, each run goes to its app's export queue.
 
     A broker that cannot be reached raises ``BrokerUnavailableError`` (the caller's runs are
     committed and stay queued for the reconciler), never a kombu error.
@@ -135,7 +144,7 @@ def celery_enqueue(settings: Settings) -> EnqueueRuns:
     celery = create_app(settings)
 
     def enqueue(run_ids: list[int]) -> None:
-        _publish(celery, run_ids)
+        _publish(celery, run_ids, engine)
 
     return enqueue
 
@@ -145,14 +154,18 @@ def enqueue_run(run_id: int) -> None:
 
 
 def enqueue_runs(run_ids: Iterable[int]) -> None:
-    """Publish "run N is due" for each id on this module's app (pipelined; see
-    ``workers._publish``)."""
-    _publish(app, list(run_ids))
+    """Publish "run N is due" for each id on its app's export queue (see ``workers._publish``)."""
+    _publish(app, list(run_ids), runtime().engine)
 
 
-def _publish(celery: Celery, run_ids: list[int]) -> None:
+def _publish(celery: Celery, run_ids: list[int], engine: Any = None) -> None:
+    from workers._publish import publish_routed
+
     try:
-        publish_runs(celery, run_ids)
+        if engine is None:
+            publish_runs(celery, run_ids)
+        else:
+            publish_routed(celery, engine, run_ids, queues=settings_of(celery).export_queues)
     except (
         BrokerOperationalError,
         RedisConnectionError,

@@ -10,15 +10,12 @@ are claimed row by row (``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
 from celery import beat
 
 __all__ = ["TickingScheduler"]
-
-log = logging.getLogger("portability.beat")
 
 
 class TickingScheduler(beat.Scheduler):  # type: ignore[misc]
@@ -29,52 +26,66 @@ class TickingScheduler(beat.Scheduler):  # type: ignore[misc]
         self._next_tick = 0.0
         self._next_reconcile = 0.0
         self._next_retention = 0.0
+        self._probe: Any = None
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         wait = float(super().tick(*args, **kwargs))  # other beat entries, if any are configured
         from workers.app import app, enqueue_runs, runtime, settings_of
 
         settings = settings_of(app)
+        probe = self._probe or self._make_probe()
         now = time.monotonic()
         if now >= self._next_tick:
             self._next_tick = now + settings.scheduler_tick_seconds
-            self._guarded("tick", lambda: _tick(runtime(), enqueue_runs), settings)
+            self._guarded(probe, "tick", lambda: _tick(runtime(), enqueue_runs, probe))
         if now >= self._next_reconcile:
             self._next_reconcile = now + max(1.0, settings.reconcile_after_seconds / 2)
-            self._guarded("reconcile", lambda: _reconcile(runtime(), enqueue_runs), settings)
+            self._guarded(probe, "reconcile", lambda: _reconcile(runtime(), enqueue_runs, probe))
         if now >= self._next_retention:
             self._next_retention = now + settings.feed_retention_interval_seconds
-            self._guarded("retention", lambda: _retention(runtime()), settings)
+            self._guarded(probe, "retention", lambda: _retention(runtime()))
         return min(wait, max(0.05, self._next_tick - time.monotonic()))
 
-    @staticmethod
-    def _guarded(what: str, step: Any, settings: Any) -> None:
-        # A database or broker outage must not kill beat: one line, and again next tick.
-        from schedules.loop import log_step_failure
+    def _make_probe(self) -> Any:
+        from portability.health import Heartbeat
+        from portability.probes import SchedulerProbe
+        from workers._publish import queue_depths, worker_queue_names
+        from workers.app import app, runtime, settings_of
 
+        settings = settings_of(app)
+        names = worker_queue_names(app, settings.export_queues)
+        self._probe = SchedulerProbe(
+            runtime().metrics,
+            runtime().engine,
+            heartbeat=Heartbeat(settings.resolved_health_dir, "scheduler"),
+            queue_depths=lambda: queue_depths(app, names),
+        )
+        return self._probe
+
+    @staticmethod
+    def _guarded(probe: Any, what: str, step: Any) -> None:
+        # A database or broker outage must not kill beat: one line, and again next tick.
         try:
             step()
         except Exception as exc:
-            log_step_failure(
-                log, f"scheduler {what}", exc, retry_in=settings.scheduler_tick_seconds
-            )
+            probe.failed(what, exc)
 
 
-def _tick(runtime: Any, enqueue: Any) -> None:
+def _tick(runtime: Any, enqueue: Any, probe: Any) -> None:
     from schedules import run_tick
 
-    run_tick(runtime, enqueue)  # run_tick logs what it did, once
+    started = time.perf_counter()
+    result = run_tick(runtime, enqueue)
+    probe.ticked(time.perf_counter() - started, result.created, result.skipped, result.disabled)
 
 
-def _reconcile(runtime: Any, enqueue: Any) -> None:
+def _reconcile(runtime: Any, enqueue: Any, probe: Any) -> None:
     from schedules import reconcile_runs
 
-    count = reconcile_runs(runtime, enqueue)
-    if count:
-        log.info("reconcile: %d runs enqueued again", count)
+    probe.resent(reconcile_runs(runtime, enqueue))
 
 
 def _retention(runtime: Any) -> None:
-    from portability.sources.retention import apply_retention
+    from portability.history import apply_retention_policies
 
-    apply_retention(runtime.engine, retention_days=runtime.settings.feed_retention_days)
+    apply_retention_policies(runtime.engine, runtime.settings)

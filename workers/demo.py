@@ -51,7 +51,7 @@ def say(message: str = "", *, end: str = "\n") -> None:
 
 
 def step(number: int, message: str) -> None:
-    say(f"\n[{number}/8] {message}")
+    say(f"\n[{number}/9] {message}")
 
 
 def main() -> int:

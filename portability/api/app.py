@@ -22,6 +22,7 @@ from portability.api import (
     internal,
     keys,
     manifest_keys,
+    redirect_uris,
     runs,
     schedules,
     transfers,
@@ -34,6 +35,7 @@ from portability.crypto import CredentialBox
 from portability.db.engine import make_engine, make_session_factory
 from portability.destinations.s3 import S3Config
 from portability.errors import DestinationError, DestinationPermanentError
+from portability.metrics import metrics_app
 from portability.settings import Settings
 from portability.web import create_web_router
 
@@ -120,12 +122,15 @@ def create_app(
         grants,
         schedules,
         manifest_keys,
+        redirect_uris,
     ):
         app.include_router(module.router)
     app.include_router(internal.router)
     # The user's side: the consent flow, the connected-apps page and /oauth/token, served by
     # the same ASGI app (their own strict headers; not part of the developer API's schema).
     app.include_router(create_web_router(settings, sessions=context.sessions))
+    # Prometheus: the API's own series plus the backlog and delivery lag, read when scraped.
+    app.mount("/metrics", metrics_app(engine=engine))
     plain_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -36,6 +36,7 @@ GROUPS: tuple[str, ...] = (
     "api",
     "keys",
     "streams",
+    "health",
 )
 
 app = typer.Typer(

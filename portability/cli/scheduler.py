@@ -66,13 +66,17 @@ def run_cmd(
     ),
 ) -> None:
     """Tick and reconcile until SIGINT/SIGTERM (a second signal stops at once)."""
+    from portability.logs import configure
     from schedules import DatabaseRuntime
     from schedules.loop import ColdStop, SchedulerLoop
+    from workers import scheduler_probe
 
     configure_logging(debug=STATE.debug, long_running=True)
     settings = load_settings()
+    configure(settings.log_format, settings.log_level)
     runtime = DatabaseRuntime.from_settings(settings)
-    loop = SchedulerLoop(runtime, enqueuer(), tick_seconds=tick_seconds)
+    probe, stop_metrics = scheduler_probe(settings, runtime.engine)
+    loop = SchedulerLoop(runtime, enqueuer(), tick_seconds=tick_seconds, probe=probe)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if loop.is_stopping:
@@ -95,6 +99,7 @@ def run_cmd(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        stop_metrics()
         runtime.close()
     typer.echo(f"scheduler stopped after {loop.ticks} ticks")
     raise typer.Exit(EXIT_WARM_STOP)

@@ -357,7 +357,11 @@ class Run(Base):
     """
 
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_status_queued_at", "status", "queued_at"),)
+    __table_args__ = (
+        Index("ix_runs_status_queued_at", "status", "queued_at"),
+        # History retention deletes the oldest finished runs first (portability.history).
+        Index("ix_runs_finished_at", "finished_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)

@@ -46,6 +46,7 @@ from portability.export._hooks import ExportHooks
 from portability.export._outcome import RunOutcome, decisiveness, fail, outcome_of
 from portability.export._plan import EMPTY, Planned, read_planned
 from portability.export._stream import StreamJob, deliver_stream
+from portability.logs import bound
 from portability.manifest import stream_prefix
 from portability.pseudonyms import Pseudonymizer
 from portability.runs import claim_run, finish_run
@@ -61,9 +62,19 @@ def execute_run(runtime: Runtime, run_id: int, *, hooks: ExportHooks | None = No
     """Run ``run_id`` to an outcome. Safe to call twice for the same run, concurrently or not:
     the second call finds the run claimed and is deferred (or dropped once it has ended)."""
     hooks = hooks or ExportHooks()
-    opened = _open(runtime, run_id)
-    if isinstance(opened, RunOutcome):
-        return opened
+    with bound(run_id=run_id):  # every line of the run's steps names it (portability.logs)
+        opened = _open(runtime, run_id)
+        if isinstance(opened, RunOutcome):
+            return opened
+        with bound(
+            app_id=opened.app.id,
+            authorization_id=opened.grant.id,
+            destination_id=opened.destination.id,
+        ):
+            return _run(runtime, run_id, opened, hooks)
+
+
+def _run(runtime: Runtime, run_id: int, opened: _Opened, hooks: ExportHooks) -> RunOutcome:
     heartbeat = Heartbeat(runtime, run_id).start()
     empty: list[int] = []  # streams that found nothing new (appended from stream threads)
     try:
@@ -208,7 +219,9 @@ def _export(
             signer=signer,
             previous=opened.previous.get(category.value),
         )
-        status, stream_id = deliver_stream(runtime, job, destination, guard, hooks)
+        ids = {"app_id": job.app_id, "authorization_id": grant.id, "destination_id": dest_row.id}
+        with bound(run_id=run.id, category=category.value, **ids):  # a thread's own context
+            status, stream_id = deliver_stream(runtime, job, destination, guard, hooks)
         if status == EMPTY and stream_id is not None:
             empty.append(stream_id)
 

@@ -189,6 +189,7 @@ def test_beat_and_a_worker_on_the_embedded_default_carry_a_schedule_through_two_
         ).scalar_one()
     assert next_run is not None
     assert second_records == 4
+    assert (data_dir / "health" / "scheduler.heartbeat").exists()  # beat's liveness file
     engine.dispose()
 
 

@@ -277,3 +277,17 @@ def test_a_misspelt_filter_is_refused_instead_of_ignored(world):
     response = world.developer.get("/v1/runs", params={"stauts": "failed"})
     assert (response.status_code, response.json()["field"]) == (422, "stauts")
     assert "status" in response.json()["detail"]
+
+
+def test_an_app_registers_the_redirect_uris_its_consent_requests_may_use(world):
+    developer = world.developer
+
+    created = developer.post("/v1/redirect-uris", json={"uri": "https://app.example/callback"})
+    again = developer.post("/v1/redirect-uris", json={"uri": "https://app.example/callback"})
+    plain = developer.post("/v1/redirect-uris", json={"uri": "http://app.example/callback"})
+    listed = developer.get("/v1/redirect-uris").json()
+
+    assert (created.status_code, again.json()["id"]) == (201, created.json()["id"])
+    assert plain.status_code == 422
+    assert [u["uri"] for u in listed] == ["https://app.example/callback"]
+    assert world.api.developer().get("/v1/redirect-uris").json() == []  # another app's are apart

@@ -1,0 +1,68 @@
+"""Run history retention: delete finished runs older than ``run_history_days``.
+
+Bounded work: each batch is its own short transaction deleting at most ``batch`` runs (their
+``run_categories`` first), oldest ``finished_at`` first through its index, and a call stops
+after ``max_batches`` so that the scheduler step that calls it stays short; the next call
+goes on. Only ended runs (succeeded, failed, cancelled) are touched. A schedule whose last run
+was deleted treats it as finished, which it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, delete, select
+
+from portability.db.base import utcnow
+from portability.db.models import Run, RunCategory, RunStatus
+from portability.settings import Settings
+
+__all__ = ["apply_retention_policies", "prune_run_history"]
+
+log = logging.getLogger("portability.history")
+
+_ENDED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+def prune_run_history(
+    engine: Engine,
+    *,
+    older_than_days: int,
+    batch: int = 5000,
+    max_batches: int = 20,
+    now: datetime | None = None,
+) -> int:
+    """Delete up to ``batch * max_batches`` ended runs finished before the cutoff; returns
+    how many were deleted."""
+    cutoff = (now or utcnow()) - timedelta(days=older_than_days)
+    oldest = (
+        select(Run.id)
+        .where(Run.finished_at < cutoff, Run.status.in_(_ENDED))
+        .order_by(Run.finished_at)
+        .limit(batch)
+    )
+    deleted = 0
+    for _ in range(max_batches):
+        with engine.begin() as conn:
+            ids = list(conn.scalars(oldest))
+            if ids:
+                conn.execute(delete(RunCategory).where(RunCategory.run_id.in_(ids)))
+                conn.execute(delete(Run).where(Run.id.in_(ids)))
+        deleted += len(ids)
+        if len(ids) < batch:
+            break
+    if deleted:
+        log.info("run history: %d runs finished before %s deleted", deleted, cutoff.date())
+    return deleted
+
+
+def apply_retention_policies(engine: Engine, settings: Settings) -> None:
+    """The scheduler's retention step: the change feed's, then run history's if set."""
+    from portability.sources.retention import apply_retention
+
+    apply_retention(engine, retention_days=settings.feed_retention_days)
+    if settings.run_history_days is not None:
+        prune_run_history(
+            engine, older_than_days=settings.run_history_days, batch=settings.run_history_batch
+        )
