@@ -24,6 +24,7 @@ from portability.categories import format_categories, parse_categories
 from portability.db.base import utcnow
 from portability.db.models import Authorization, Destination, Run, RunCategory, RunStatus
 from portability.errors import ConflictError, FailureReason, NotFoundError, ValidationError
+from portability.events.producers import run_finished
 
 __all__ = [
     "RunView",
@@ -270,7 +271,7 @@ def finish_run(
     raw text) is stored apart, in ``runs.error_detail``, for staff only."""
     if not status.is_final:
         raise ValueError(f"{status} is not a final status")
-    return transition(
+    moved = transition(
         session,
         run_id,
         expected,
@@ -282,6 +283,9 @@ def finish_run(
         failure_reason=reason.value if reason else None,
         **_TOTALS,
     )
+    if moved:  # its event commits with the status, or neither does
+        run_finished(session, run_id)
+    return moved
 
 
 def run_diagnostic(session: Session, run_id: int) -> str | None:

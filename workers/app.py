@@ -122,3 +122,7 @@ def enqueue_runs(run_ids: Iterable[int]) -> None:
     from workers._publish import publish_runs
 
     publish_runs(app, list(run_ids))
+
+
+# The webhook delivery task registers itself on this app (its own queue: workers/events.py).
+import workers.events  # noqa: E402, F401

@@ -63,10 +63,16 @@ def run_cmd(
     from schedules import DatabaseRuntime
     from schedules.loop import ColdStop, SchedulerLoop
     from workers._publish import celery_enqueue
+    from workers.events import celery_enqueue_deliveries
 
     settings = load_settings()
     runtime = DatabaseRuntime.from_settings(settings)
-    loop = SchedulerLoop(runtime, celery_enqueue(settings), tick_seconds=tick_seconds)
+    loop = SchedulerLoop(
+        runtime,
+        celery_enqueue(settings),
+        tick_seconds=tick_seconds,
+        enqueue_deliveries=celery_enqueue_deliveries(settings),
+    )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if loop.is_stopping:

@@ -435,3 +435,13 @@ class FeedMark(Base):
     taken_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     snapshot_xmin: Mapped[int] = mapped_column(BigInteger)
     is_horizon: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# The events tables live in their own module; importing it here registers them wherever the
+# models are (migrations, tests' truncation).
+from portability.db.event_models import (  # noqa: E402, F401
+    DeliveryStatus,
+    Event,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
