@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.workers",
     "tests.fixtures.transfers",
     "tests.fixtures.consumer",
+    "tests.fixtures.webhooks",
 ]

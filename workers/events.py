@@ -29,7 +29,7 @@ EVENTS_QUEUE = "portability.events"
 
 
 @app.task(  # type: ignore[untyped-decorator,unused-ignore]
-    bind=True, name=DELIVER_TASK, queue=EVENTS_QUEUE, time_limit=120, soft_time_limit=90
+    bind=True, name=DELIVER_TASK, time_limit=120, soft_time_limit=90
 )
 def deliver_webhook(self: Task, delivery_id: int) -> str:
     """One attempt of one delivery; the database says what, and whether it is still owed."""
