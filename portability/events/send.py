@@ -34,8 +34,10 @@ log = logging.getLogger("portability.events")
 #: A retry due within this many seconds is published with a countdown by the worker; a later
 #: one is left to the dispatcher, which sends it when due (no message waits for hours).
 MAX_COUNTDOWN_SECONDS = 300.0
-#: How long past its timeout an attempt's lease lasts before another worker may take over.
-_LEASE_MARGIN_SECONDS = 30.0
+#: An attempt's lease: three timeouts (connect, send, read) and a margin for the database.
+#: A killed worker's attempt is taken over once it lapses; one that outlives it (a receiver
+#: dripping its answer) may be sent twice, which at-least-once delivery allows.
+_LEASE_MARGIN_SECONDS = 2.0
 
 
 class EventsRuntime(Protocol):
@@ -75,7 +77,7 @@ def attempt_delivery(
 ) -> DeliveryOutcome:
     settings = runtime.settings
     now = now or utcnow()
-    lease = timedelta(seconds=settings.webhook_timeout_seconds * 2 + _LEASE_MARGIN_SECONDS)
+    lease = timedelta(seconds=settings.webhook_timeout_seconds * 3 + _LEASE_MARGIN_SECONDS)
     with runtime.sessions.begin() as session:
         claimed = session.execute(
             update(WebhookDelivery)
@@ -173,12 +175,13 @@ def _record(
     error = result.error or f"the endpoint answered HTTP {result.status}"
     if endpoint.failing_since is None:
         endpoint.failing_since = sent_at
-    delay = retry_delay(attempts, settings)
-    closes = delivery.created_at + timedelta(seconds=settings.webhook_retry_window_seconds)
-    if now + timedelta(seconds=delay) > closes:
+    delay = timedelta(seconds=retry_delay(attempts, settings))
+    window = timedelta(seconds=settings.webhook_retry_window_seconds)
+    if now + delay > delivery.created_at + window:
         gave_up = f"gave up after {attempts} attempts: {error}"
         _finish(delivery, DeliveryStatus.FAILED, now, error=gave_up)
-        if endpoint.failing_since <= delivery.created_at and not endpoint.is_disabled:
+        # Failing since a window before the attempt we will not make: the whole window.
+        if endpoint.failing_since <= now + delay - window and not endpoint.is_disabled:
             endpoint.is_disabled = True
             endpoint.disabled_reason = (
                 f"every attempt failed for {settings.webhook_retry_window_seconds / 3600:g} "
@@ -186,13 +189,14 @@ def _record(
             )
             log.warning("webhook endpoint %s disabled: %s", endpoint.id, error)
         return DeliveryOutcome(delivery_id, DeliveryStatus.FAILED.value, None, result.status)
-    delivery.next_attempt_at = now + timedelta(seconds=delay)
+    delivery.next_attempt_at = now + delay
     delivery.last_error = error
     delivery.lease_until = None
-    publish = delay <= MAX_COUNTDOWN_SECONDS
+    seconds = delay.total_seconds()
+    publish = seconds <= MAX_COUNTDOWN_SECONDS
     if publish:  # the caller publishes it with this countdown: the dispatcher leaves it alone
         delivery.enqueued_at = delivery.next_attempt_at
-    return DeliveryOutcome(delivery_id, "retry", delay if publish else None, result.status)
+    return DeliveryOutcome(delivery_id, "retry", seconds if publish else None, result.status)
 
 
 def _finish(
