@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -147,7 +148,7 @@ def test_a_receiver_failing_three_times_gets_retries_spaced_as_configured_then_o
     assert len(requests) == 1 and requests[0].verified(secret)["type"] == "authorization.created"
     assert len({r.id for r in receiver.requests}) == 1
     arrivals = [r.at for r in receiver.requests]
-    gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
     for attempt, gap in enumerate(gaps):
         wait = base * 2**attempt
         assert wait <= gap <= wait * (1 + jitter) + 0.5, (attempt, gaps)
