@@ -24,9 +24,9 @@ def _root(
 
 
 def _register() -> None:
-    from portability.cli import consume, db, keys, runs, scheduler, seed, streams
+    from portability.cli import consume, db, events, keys, runs, scheduler, seed, streams
 
-    for module in (db, seed, scheduler, consume, runs, keys, streams):
+    for module in (db, seed, scheduler, consume, runs, keys, streams, events):
         module.register(app)
 
 

@@ -107,6 +107,7 @@ def attempt_delivery(
             _finish(delivery, DeliveryStatus.FAILED, now, error="the endpoint is disabled")
             return DeliveryOutcome(delivery_id, DeliveryStatus.FAILED.value)
         url, attempts, event_id = endpoint.url, delivery.attempts, event.id
+        was_failing = endpoint.failing_since is not None
         body = render(event, settings.resolved_pseudonym_key())
         signing = _signing_secrets(runtime.box, endpoint, now)
     sent_at = utcnow()
@@ -122,6 +123,8 @@ def attempt_delivery(
         result = PostResult(None, 0, f"refused by the network policy: {exc}")
     with runtime.sessions.begin() as session:
         relax_durability(session)
+        if result.is_success:  # the common case, in one statement (two if it was failing)
+            return _record_success(session, delivery_id, result, sent_at, was_failing)
         return _record(session, settings, delivery_id, attempts, result, sent_at)
 
 
@@ -160,6 +163,36 @@ def _signing_secrets(box: CredentialBox, endpoint: WebhookEndpoint, now: datetim
     return found
 
 
+def _record_success(
+    session: Session, delivery_id: int, result: PostResult, sent_at: datetime, was_failing: bool
+) -> DeliveryOutcome:
+    done = session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == DeliveryStatus.PENDING)
+        .values(
+            status=DeliveryStatus.SUCCEEDED.value,
+            finished_at=utcnow(),
+            lease_until=None,
+            last_error=None,
+            last_attempt_at=sent_at,
+            last_status_code=result.status,
+            last_duration_ms=result.duration_ms,
+        )
+        .returning(WebhookDelivery.endpoint_id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if done is None:
+        return DeliveryOutcome(delivery_id, "dropped")  # redelivered or removed meanwhile
+    if was_failing:
+        session.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id == done)
+            .values(failing_since=None)
+            .execution_options(synchronize_session=False)
+        )
+    return DeliveryOutcome(delivery_id, DeliveryStatus.SUCCEEDED.value, None, result.status)
+
+
 def _record(
     session: Session,
     settings: Settings,
@@ -176,10 +209,6 @@ def _record(
     delivery.last_attempt_at = sent_at
     delivery.last_status_code = result.status
     delivery.last_duration_ms = result.duration_ms
-    if result.is_success:
-        _finish(delivery, DeliveryStatus.SUCCEEDED, now, error=None)
-        endpoint.failing_since = None
-        return DeliveryOutcome(delivery_id, DeliveryStatus.SUCCEEDED.value, None, result.status)
     error = result.error or f"the endpoint answered HTTP {result.status}"
     if endpoint.failing_since is None:
         endpoint.failing_since = sent_at
