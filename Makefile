@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test unit lint format typecheck check demo bench bench-export bench-scheduler bench-consume worker beat clean
+.PHONY: install test unit lint format typecheck check demo bench bench-export bench-scheduler bench-consume bench-events worker worker-events beat clean
 
 install: $(STAMP)
 
@@ -49,8 +49,14 @@ bench-scheduler: install
 bench-consume: install
 	$(BIN)/python bench/consume.py
 
+bench-events: install
+	$(BIN)/python bench/events.py
+
 worker: install
 	MALLOC_ARENA_MAX=2 $(BIN)/celery -A workers worker --loglevel=INFO --concurrency=2
+
+worker-events: install
+	$(BIN)/celery -A workers worker -Q portability.events --loglevel=INFO --concurrency=4
 
 beat: install
 	$(BIN)/celery -A workers beat --loglevel=INFO

@@ -24,13 +24,16 @@ def test_the_stack_has_the_services_an_operator_runs():
         "seaweedfs",
         "migrate",
         "worker",
+        "events-worker",
         "beat",
     }
 
 
 def test_every_process_of_ours_gets_the_same_database_broker_and_key():
     services = compose()["services"]
-    envs = [services[name]["environment"] for name in ("migrate", "worker", "beat")]
+    envs = [
+        services[name]["environment"] for name in ("migrate", "worker", "events-worker", "beat")
+    ]
     for key in (
         "PORTABILITY_DATABASE_URL",
         "PORTABILITY_BROKER_URL",
@@ -44,16 +47,25 @@ def test_every_process_of_ours_gets_the_same_database_broker_and_key():
 
 def test_workers_and_beat_start_after_the_migration_has_completed():
     services = compose()["services"]
-    for name in ("worker", "beat"):
+    for name in ("worker", "events-worker", "beat"):
         assert services[name]["depends_on"]["migrate"] == {
             "condition": "service_completed_successfully"
         }
 
 
 def test_the_commands_our_services_run_are_installed():
-    for name in ("migrate", "worker", "beat"):
+    for name in ("migrate", "worker", "events-worker", "beat"):
         executable = compose()["services"][name]["command"][0]
         assert (BIN / executable).exists() or shutil.which(executable), executable
+
+
+def test_webhook_deliveries_have_a_worker_of_their_own_and_exports_do_not_share_it():
+    from workers.events import EVENTS_QUEUE
+
+    services = compose()["services"]
+    events, exports = services["events-worker"]["command"], services["worker"]["command"]
+    assert events[events.index("-Q") + 1] == EVENTS_QUEUE
+    assert "-Q" not in exports  # the default queue only: exports never wait behind webhooks
 
 
 def test_the_image_installs_every_package_of_the_layout():
