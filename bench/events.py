@@ -143,6 +143,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument(
+        "--pool",
+        default="prefork",
+        help="prefork (one delivery at a time per process) or threads (--threads per process)",
+    )
+    parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--paced", type=int, default=1_000)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--records", type=int, default=300_000)
@@ -222,7 +228,11 @@ def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
             "worker",
             "-Q",
             "portability.events",
-            f"--concurrency={args.processes}",
+            *(
+                [f"--concurrency={args.processes}"]
+                if args.pool == "prefork"
+                else ["--pool=threads", f"--concurrency={args.threads}"]
+            ),
             "--loglevel=WARNING",
             "--without-gossip",
             "--without-mingle",
@@ -265,12 +275,14 @@ def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
         worker.wait(30)
         runtime.close()
     rate = args.events / burst_seconds
+    processes = args.processes if args.pool == "prefork" else 1
     return {
         "events": args.events,
-        "processes": args.processes,
+        "pool": args.pool if args.pool == "prefork" else f"threads x{args.threads}",
+        "processes": processes,
         "burst_seconds": round(burst_seconds, 2),
         "events_per_s": round(rate, 1),
-        "events_per_s_per_process": round(rate / args.processes, 1),
+        "events_per_s_per_process": round(rate / processes, 1),
         "burst_delay_p50_ms": burst["p50_ms"],
         "burst_delay_p99_ms": burst["p99_ms"],
         "paced_rate": args.rate,
