@@ -155,6 +155,12 @@ class Settings(BaseSettings):
         description="Consecutive runs failing permanently on one destination before "
         "destination.failing is sent.",
     )
+    events_retention_days: int = Field(
+        default=30,
+        ge=1,
+        description="Events and ended deliveries older than this are deleted (with the feed's "
+        "retention task); a delivery still owed is kept.",
+    )
     webhook_timeout_seconds: float = Field(
         default=5.0, gt=0, description="Connect and read timeout of one webhook attempt."
     )

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 
 from portability.events.dispatch import EnqueueDeliveries, dispatch_events
+from portability.events.retention import purge_events
 from schedules.reconcile import reconcile_runs
 from schedules.runtime import SchedulerRuntime
 from schedules.tick import EnqueueRuns, TickResult, run_tick
@@ -108,6 +109,7 @@ class SchedulerLoop:
 
         settings = self._runtime.settings
         apply_retention(self._runtime.engine, retention_days=settings.feed_retention_days)
+        purge_events(self._runtime.engine, retention_days=settings.events_retention_days)
 
     def _guarded(self, step: Callable[[], None]) -> None:
         """Run one step; an error (database or broker down) is logged and retried next time,

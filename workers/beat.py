@@ -91,6 +91,8 @@ def _dispatch(runtime: Any) -> None:
 
 
 def _retention(runtime: Any) -> None:
+    from portability.events.retention import purge_events
     from portability.sources.retention import apply_retention
 
     apply_retention(runtime.engine, retention_days=runtime.settings.feed_retention_days)
+    purge_events(runtime.engine, retention_days=runtime.settings.events_retention_days)

@@ -96,3 +96,23 @@ def test_a_duplicate_message_for_a_delivered_event_is_dropped(runtime, receiver)
     again = attempt_delivery(runtime, delivery_id)
 
     assert (first.status, again.status, len(receiver.requests)) == ("succeeded", "dropped", 1)
+
+
+def test_retention_deletes_old_delivered_events_and_keeps_what_is_still_owed(runtime, receiver):
+    from portability.events.retention import purge_events
+
+    hooked_app(runtime, receiver.url)
+    published: list[int] = []
+    dispatch_events(runtime.settings, runtime.sessions, published.extend)
+    (delivered,) = published
+    attempt_delivery(runtime, delivered)
+    with runtime.sessions.begin() as session:  # a second event, owed to the endpoint
+        registry.revoke_grant(session, 1)
+    dispatch_events(runtime.settings, runtime.sessions, published.extend)
+    later = utcnow() + timedelta(days=31)
+
+    removed = purge_events(runtime.engine, retention_days=30, now=later)
+
+    with runtime.sessions() as session:
+        left = [e.type for e in webhooks.list_events(session, 1, b"k" * 32, limit=10)]
+    assert (removed, left) == (1, ["authorization.removed"])
