@@ -149,6 +149,9 @@ def main() -> None:
         help="prefork (one delivery at a time per process) or threads (--threads per process)",
     )
     parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument(
+        "--nice", type=int, default=0, help="run the events worker at this CPU niceness"
+    )
     parser.add_argument("--paced", type=int, default=1_000)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--records", type=int, default=300_000)
@@ -222,6 +225,7 @@ def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
         app_id, auth_id = app.id, auth.id
     worker = subprocess.Popen(
         [
+            *(["nice", "-n", str(args.nice)] if args.nice else []),
             str(Path(sys.executable).parent / "celery"),
             "-A",
             "workers",
@@ -280,6 +284,7 @@ def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
         "events": args.events,
         "pool": args.pool if args.pool == "prefork" else f"threads x{args.threads}",
         "processes": processes,
+        "nice": args.nice,
         "burst_seconds": round(burst_seconds, 2),
         "events_per_s": round(rate, 1),
         "events_per_s_per_process": round(rate / processes, 1),
