@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test unit lint format typecheck check demo bench bench-export bench-scheduler bench-consume bench-api api openapi worker beat up down constraints clean
+.PHONY: install test unit lint format typecheck check demo bench bench-export bench-scheduler bench-consume bench-api bench-events api openapi worker worker-events beat up down constraints clean
 
 install: $(STAMP)
 
@@ -60,8 +60,14 @@ openapi: install
 	$(BIN)/python -m portability.api.openapi > docs/openapi.json.new
 	mv docs/openapi.json.new docs/openapi.json
 
+bench-events: install
+	$(BIN)/python bench/events.py
+
 worker: install
 	MALLOC_ARENA_MAX=2 $(BIN)/celery -A workers worker --loglevel=INFO --concurrency=2
+
+worker-events: install
+	$(BIN)/celery -A workers worker -Q portability.events --loglevel=INFO --concurrency=4
 
 beat: install
 	$(BIN)/celery -A workers beat --loglevel=INFO

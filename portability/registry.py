@@ -31,6 +31,8 @@ from portability.db.models import (
     Schedule,
 )
 from portability.errors import ConflictError, NotFoundError, ValidationError
+from portability.events import RemovalReason, ScheduleDisabledReason
+from portability.events.producers import grant_created, grant_removed, schedules_disabled
 from portability.netpolicy import EndpointPolicy
 from portability.timing import first_run_at
 
@@ -108,7 +110,14 @@ def set_app_status(session: Session, app_id: int, status: AppStatus | str) -> Ap
     app.status = AppStatus(status)
     app.status_changed_at = utcnow()
     if app.status in {AppStatus.SUSPENDED, AppStatus.REJECTED}:
-        disable_schedules(session, Schedule.app_id == app.id, f"app {app.id} was {app.status}")
+        code = (
+            ScheduleDisabledReason.APP_SUSPENDED
+            if app.status == AppStatus.SUSPENDED
+            else ScheduleDisabledReason.APP_REJECTED
+        )
+        disable_schedules(
+            session, Schedule.app_id == app.id, f"app {app.id} was {app.status}", code=code
+        )
     session.flush()
     return app
 
@@ -177,6 +186,7 @@ def grant(
     )
     session.add(auth)
     session.flush()
+    grant_created(session, auth)
     return auth
 
 
@@ -192,8 +202,12 @@ def revoke_grant(
     if auth.revoked_at is None:
         auth.revoked_at = now or utcnow()
         auth.revoke_reason = reason
+        grant_removed(session, auth.id, RemovalReason.USER_REVOKED, reason)
     disable_schedules(
-        session, Schedule.authorization_id == auth.id, f"authorization {auth.id} revoked: {reason}"
+        session,
+        Schedule.authorization_id == auth.id,
+        f"authorization {auth.id} revoked: {reason}",
+        code=ScheduleDisabledReason.AUTHORIZATION_REVOKED,
     )
     session.flush()
     return auth
@@ -333,14 +347,23 @@ def create_schedule(
     return schedule
 
 
-def disable_schedules(session: Session, where: object, reason: str) -> None:
-    """Stop schedules matching ``where`` from running again, recording why."""
-    session.execute(
+def disable_schedules(
+    session: Session,
+    where: object,
+    reason: str,
+    *,
+    code: ScheduleDisabledReason = ScheduleDisabledReason.INVALID_SCHEDULE,
+) -> None:
+    """Stop schedules matching ``where`` from running again, recording why (``reason``, in
+    words; ``code``, the ``schedule.disabled`` event's reason)."""
+    stopped = session.execute(
         update(Schedule)
         .where(where, Schedule.next_run_at.is_not(None))  # type: ignore[arg-type]
         .values(next_run_at=None, disabled_reason=reason)
+        .returning(Schedule.id)
         .execution_options(synchronize_session=False)
-    )
+    ).scalars()
+    schedules_disabled(session, list(stopped), code.value, reason)
 
 
 def _get(session: Session, model: type[_T], key: object) -> _T:

@@ -22,6 +22,7 @@ from typing import Any, cast
 from sqlalchemy import Column, Engine, Table, select, update
 
 from portability.crypto import CredentialBox
+from portability.db.event_models import WebhookEndpoint
 from portability.db.models import Destination
 from portability.errors import ValidationError
 
@@ -30,6 +31,9 @@ __all__ = ["SEALED_COLUMNS", "RotationReport", "rotate_secrets"]
 #: (table, id column, token column) of every secret sealed with the ``CredentialBox``.
 SEALED_COLUMNS: tuple[tuple[Table, str, str], ...] = (
     (cast(Table, Destination.__table__), "id", "credentials_encrypted"),
+    # A rotation's previous webhook secret is left alone: it lives for its overlap only, and
+    # a sender that can no longer open it signs with the current secret alone.
+    (cast(Table, WebhookEndpoint.__table__), "id", "secret_encrypted"),
 )
 
 

@@ -32,6 +32,7 @@ from portability.db.models import (
 )
 from portability.errors import ConflictError, FailureReason, NotFoundError, ValidationError
 from portability.scope import owned
+from portability.events.producers import run_finished
 
 __all__ = [
     "RunView",
@@ -281,7 +282,7 @@ def finish_run(
     raw text) is stored apart, in ``runs.error_detail``, for staff only."""
     if not status.is_final:
         raise ValueError(f"{status} is not a final status")
-    return transition(
+    moved = transition(
         session,
         run_id,
         expected,
@@ -293,6 +294,9 @@ def finish_run(
         failure_reason=reason.value if reason else None,
         **_TOTALS,
     )
+    if moved:  # its event commits with the status, or neither does
+        run_finished(session, run_id)
+    return moved
 
 
 def run_diagnostic(session: Session, run_id: int) -> str | None:

@@ -245,6 +245,56 @@ class Settings(BaseSettings):
         description="A pool process that grew past this is replaced after its current task.",
     )
 
+    # Events and webhooks (portability.events, portability.webhooks).
+    events_dispatch_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often the dispatcher (beat, scheduler) fans new events out to their "
+        "endpoints and re-sends deliveries the broker lost.",
+    )
+    events_dispatch_batch_size: int = Field(default=1000, ge=1)
+    events_destination_failing_after: int = Field(
+        default=3,
+        ge=1,
+        description="Consecutive runs failing permanently on one destination before "
+        "destination.failing is sent.",
+    )
+    events_retention_days: int = Field(
+        default=30,
+        ge=1,
+        description="Events and ended deliveries older than this are deleted (with the feed's "
+        "retention task); a delivery still owed is kept.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Connect and read timeout of one webhook attempt."
+    )
+    webhook_retry_base_seconds: float = Field(
+        default=5.0, gt=0, description="Wait after a delivery's first failed attempt; doubles."
+    )
+    webhook_retry_max_seconds: float = Field(
+        default=6 * 3600.0, gt=0, description="Longest wait between two attempts."
+    )
+    webhook_retry_jitter: float = Field(
+        default=0.2, ge=0, le=1, description="Each wait is lengthened by up to this fraction."
+    )
+    webhook_retry_window_seconds: float = Field(
+        default=72 * 3600.0,
+        gt=0,
+        description="How long a delivery is retried before it is marked failed; an endpoint "
+        "failing for this whole window is disabled.",
+    )
+    webhook_resend_after_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A due delivery whose message has not been acted on for this long is "
+        "published again (the broker lost it, or its worker died).",
+    )
+    webhook_secret_overlap_seconds: float = Field(
+        default=24 * 3600.0,
+        ge=0,
+        description="After a secret rotation, the old secret also signs for this long.",
+    )
+
     @field_validator("eligible_countries", mode="before")
     @classmethod
     def _parse_countries(cls, value: object) -> object:

@@ -36,6 +36,7 @@ from sqlalchemy.sql import Select
 from portability.db.base import UTCDateTime
 from portability.db.models import App, Authorization, Destination, Run, RunStatus, Schedule
 from schedules.decide import Action, Decision, DueSchedule
+from schedules.disabled import announce_disabled
 
 __all__ = ["claim_due_schedules", "claim_statement", "mark_unsent", "record_decisions"]
 
@@ -128,6 +129,7 @@ def record_decisions(
             _update_schedules_pg(session, rows)
         else:
             _update_schedules(session, rows)
+        announce_disabled(session, decided, now)
     return sorted(run_for.values())
 
 

@@ -2,7 +2,8 @@
 
 It does what beat does: a tick every ``scheduler_tick_seconds``, the reconciler every
 ``max(30, reconcile_after_seconds // 2)`` seconds and the feed's retention every
-``feed_retention_interval_seconds``. Several loops (or loops
+``feed_retention_interval_seconds``; given ``enqueue_deliveries``, the events dispatcher every
+``events_dispatch_interval_seconds`` (its pace is the tick's at most). Several loops (or loops
 and beats) may run against one database at once: rows are claimed, not assumed.
 
 Stopping: ``stop()`` (the first SIGINT/SIGTERM) is a warm stop — the tick in hand finishes
@@ -18,6 +19,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from portability.events.dispatch import EnqueueDeliveries, dispatch_events
+from portability.events.retention import purge_events
 from schedules.reconcile import reconcile_runs
 from schedules.runtime import SchedulerRuntime
 from schedules.tick import EnqueueRuns, TickResult, run_tick
@@ -61,6 +64,7 @@ class SchedulerLoop:
         on_tick: Callable[[TickResult], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         probe: SchedulerProbe | None = None,
+        enqueue_deliveries: EnqueueDeliveries | None = None,
     ) -> None:
         settings = runtime.settings
         self._runtime = runtime
@@ -70,6 +74,7 @@ class SchedulerLoop:
         self._on_tick = on_tick
         self._clock = clock
         self._probe = probe
+        self._enqueue_deliveries = enqueue_deliveries
         self._stopping = threading.Event()
         self.ticks = 0
         self.failures = 0
@@ -83,10 +88,15 @@ class SchedulerLoop:
         self._stopping.set()
 
     def run(self) -> None:
-        next_reconcile = next_retention = self._clock()
+        next_reconcile = next_retention = next_dispatch = self._clock()
         while not self.is_stopping:
             started = self._clock()
             self._guarded("tick", self._tick)
+            if self._enqueue_deliveries is not None and self._clock() >= next_dispatch:
+                self._guarded("events", self._dispatch)
+                next_dispatch = (
+                    self._clock() + self._runtime.settings.events_dispatch_interval_seconds
+                )
             if not self.is_stopping and self._clock() >= next_reconcile:
                 self._guarded("reconcile", self._reconcile)
                 next_reconcile = self._clock() + self._reconcile_seconds
@@ -107,6 +117,10 @@ class SchedulerLoop:
         if self._on_tick is not None:
             self._on_tick(result)
 
+    def _dispatch(self) -> None:
+        assert self._enqueue_deliveries is not None
+        dispatch_events(self._runtime.settings, self._runtime.sessions, self._enqueue_deliveries)
+
     def _reconcile(self) -> None:
         sent = reconcile_runs(self._runtime, self._enqueue)
         if self._probe is not None:
@@ -116,6 +130,7 @@ class SchedulerLoop:
         from portability.history import apply_retention_policies
 
         apply_retention_policies(self._runtime.engine, self._runtime.settings)
+        purge_events(self._runtime.engine, retention_days=self._runtime.settings.events_retention_days)
 
     def _guarded(self, name: str, step: Callable[[], None]) -> None:
         """Run one step; an error (database or broker down) is logged, one line per failure,

@@ -12,4 +12,5 @@ pytest_plugins = [
     "tests.fixtures.api",
     "tests.fixtures.web",
     "tests.fixtures.browser",
+    "tests.fixtures.webhooks",
 ]

@@ -12,5 +12,13 @@ from __future__ import annotations
 
 from workers._publish import scheduler_probe
 from workers.app import app, celery_enqueue, create_app, enqueue_runs
+from workers.events import celery_enqueue_deliveries
 
-__all__ = ["app", "celery_enqueue", "create_app", "enqueue_runs", "scheduler_probe"]
+__all__ = [
+    "app",
+    "celery_enqueue",
+    "celery_enqueue_deliveries",
+    "create_app",
+    "enqueue_runs",
+    "scheduler_probe",
+]

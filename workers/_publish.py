@@ -71,14 +71,10 @@ def export_queue_names(queues: int) -> list[str]:
 
 
 def worker_queue_names(app: Celery, queues: int) -> list[str]:
-    """Every queue a worker consumes by default: the default one, the export queues, events
-    and housekeeping."""
-    return [
-        app.conf.task_default_queue,
-        *export_queue_names(queues),
-        EVENTS_QUEUE,
-        HOUSEKEEPING_QUEUE,
-    ]
+    """Every queue a worker consumes by default: the default one, the export queues and
+    housekeeping. Webhook deliveries (``EVENTS_QUEUE``) have workers of their own
+    (``-Q portability.events``), so an export never waits behind a slow receiver."""
+    return [app.conf.task_default_queue, *export_queue_names(queues), HOUSEKEEPING_QUEUE]
 
 
 def publish_routed(app: Celery, engine: Engine, run_ids: Sequence[int], *, queues: int) -> None:

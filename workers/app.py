@@ -181,3 +181,7 @@ def _safe_broker(url: str) -> str:
     from kombu.utils.url import maybe_sanitize_url
 
     return str(maybe_sanitize_url(url))
+
+
+# The webhook delivery task registers itself on this app (its own queue: workers/events.py).
+import workers.events  # noqa: E402, F401

@@ -4,7 +4,8 @@ The tick is not sent as a Celery task: a tick message would queue behind long ex
 expire there), so beat itself claims due schedules, writes their runs and enqueues them, every
 ``PORTABILITY_SCHEDULER_TICK_SECONDS``, and re-enqueues lost runs every half
 ``PORTABILITY_RECONCILE_AFTER_SECONDS``, and applies the change feed's retention every
-``PORTABILITY_FEED_RETENTION_INTERVAL_SECONDS``. Several beats at once are safe: schedules
+``PORTABILITY_FEED_RETENTION_INTERVAL_SECONDS``, and dispatches events to webhook endpoints every
+``PORTABILITY_EVENTS_DISPATCH_INTERVAL_SECONDS``. Several beats at once are safe: schedules
 are claimed row by row (``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
 """
 
@@ -27,6 +28,7 @@ class TickingScheduler(beat.Scheduler):  # type: ignore[misc]
         self._next_reconcile = 0.0
         self._next_retention = 0.0
         self._probe: Any = None
+        self._next_dispatch = 0.0
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         wait = float(super().tick(*args, **kwargs))  # other beat entries, if any are configured
@@ -41,10 +43,14 @@ class TickingScheduler(beat.Scheduler):  # type: ignore[misc]
         if now >= self._next_reconcile:
             self._next_reconcile = now + max(1.0, settings.reconcile_after_seconds / 2)
             self._guarded(probe, "reconcile", lambda: _reconcile(runtime(), enqueue_runs, probe))
+        if now >= self._next_dispatch:
+            self._next_dispatch = now + settings.events_dispatch_interval_seconds
+            self._guarded(probe, "events", lambda: _dispatch(runtime()))
         if now >= self._next_retention:
             self._next_retention = now + settings.feed_retention_interval_seconds
             self._guarded(probe, "retention", lambda: _retention(runtime()))
-        return min(wait, max(0.05, self._next_tick - time.monotonic()))
+        upcoming = min(self._next_tick, self._next_dispatch)
+        return min(wait, max(0.05, upcoming - time.monotonic()))
 
     def _make_probe(self) -> Any:
         from portability.health import Heartbeat
@@ -85,7 +91,16 @@ def _reconcile(runtime: Any, enqueue: Any, probe: Any) -> None:
     probe.resent(reconcile_runs(runtime, enqueue))
 
 
+def _dispatch(runtime: Any) -> None:
+    from portability.events.dispatch import dispatch_events
+    from workers.events import enqueue_deliveries
+
+    dispatch_events(runtime.settings, runtime.sessions, enqueue_deliveries)
+
+
 def _retention(runtime: Any) -> None:
+    from portability.events.retention import purge_events
     from portability.history import apply_retention_policies
 
     apply_retention_policies(runtime.engine, runtime.settings)
+    purge_events(runtime.engine, retention_days=runtime.settings.events_retention_days)

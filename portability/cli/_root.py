@@ -37,6 +37,7 @@ GROUPS: tuple[str, ...] = (
     "keys",
     "streams",
     "health",
+    "events",
 )
 
 app = typer.Typer(

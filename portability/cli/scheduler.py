@@ -69,14 +69,20 @@ def run_cmd(
     from portability.logs import configure
     from schedules import DatabaseRuntime
     from schedules.loop import ColdStop, SchedulerLoop
-    from workers import scheduler_probe
+    from workers import celery_enqueue_deliveries, scheduler_probe
 
     configure_logging(debug=STATE.debug, long_running=True)
     settings = load_settings()
     configure(settings.log_format, settings.log_level)
     runtime = DatabaseRuntime.from_settings(settings)
     probe, stop_metrics = scheduler_probe(settings, runtime.engine)
-    loop = SchedulerLoop(runtime, enqueuer(), tick_seconds=tick_seconds, probe=probe)
+    loop = SchedulerLoop(
+        runtime,
+        enqueuer(),
+        tick_seconds=tick_seconds,
+        probe=probe,
+        enqueue_deliveries=celery_enqueue_deliveries(settings),
+    )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if loop.is_stopping:

@@ -543,3 +543,13 @@ class OAuthCode(Base):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# The events tables live in their own module; importing it here registers them wherever the
+# models are (migrations, tests' truncation).
+from portability.db.event_models import (  # noqa: E402, F401
+    DeliveryStatus,
+    Event,
+    WebhookDelivery,
+    WebhookEndpoint,
+)

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine
 
 from portability.destinations.base import Destination
 from portability.errors import ConflictError, IntegrityError, ObjectExistsError, PortabilityError
+from portability.events.producers import stream_replayed
 from portability.export import _streams
 from portability.export._plan import MANIFEST_SHA_METADATA, record_result
 from portability.manifest import Manifest, manifest_key
@@ -72,6 +73,16 @@ def record_delivery(
         manifest_sha256=digest,
         replay_reason=manifest.replay_reason if manifest.reset else None,
     )
+    if manifest.reset:  # the replay is announced in the transaction that records it
+        stream_replayed(
+            conn,
+            stream_id,
+            run_id=manifest.run_id,
+            reason=manifest.replay_reason,
+            sequence=manifest.sequence,
+            manifest_key=key,
+            records=manifest.records,
+        )
     if result_for_run is not None:
         record_result(
             conn,

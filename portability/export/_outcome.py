@@ -24,6 +24,7 @@ from portability.errors import (
     PortabilityError,
     SourceError,
 )
+from portability.events.producers import run_failed_permanently
 from portability.export._backoff import retry_delay
 from portability.runs import finish_run, release_for_retry
 from portability.runtime import Runtime
@@ -97,7 +98,12 @@ def finish(runtime: Runtime, run_id: int, status: RunStatus, exc: PortabilityErr
     message = str(exc)
     log.warning("run %s %s: %s", run_id, status.value, message)
     with runtime.sessions.begin() as session:
-        finish_run(session, run_id, status, error=message, reason=exc.reason, detail=exc.detail)
+        moved = finish_run(
+            session, run_id, status, error=message, reason=exc.reason, detail=exc.detail
+        )
+        if moved and status is RunStatus.FAILED:
+            failing_after = runtime.settings.events_destination_failing_after
+            run_failed_permanently(session, run_id, failing_after=failing_after)
     return RunOutcome(run_id, status.value, message=message)
 
 

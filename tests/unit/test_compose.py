@@ -17,7 +17,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-OURS = ("migrate", "api", "worker", "beat")
+OURS = ("migrate", "api", "worker", "events-worker", "beat")
 LONG_RUNNING = ("postgres", "redis", "seaweedfs", "api", "worker", "beat", "flower")
 #: ``${NAME:-default}`` / ``${NAME-default}``: a variable with a fallback value.
 DEFAULTED = re.compile(r"\$\{(?P<name>[A-Z0-9_]+):?-(?P<default>[^}]*)\}")
@@ -40,6 +40,7 @@ def test_the_stack_has_the_services_an_operator_runs():
         "migrate",
         "api",
         "worker",
+        "events-worker",
         "beat",
         "flower",
     }
@@ -115,7 +116,7 @@ def test_every_process_of_ours_gets_the_same_database_broker_and_key():
 
 def test_our_services_start_after_the_migration_has_completed():
     services = compose()["services"]
-    for name in ("api", "worker", "beat"):
+    for name in ("api", "worker", "events-worker", "beat"):
         assert services[name]["depends_on"]["migrate"] == {
             "condition": "service_completed_successfully"
         }
@@ -164,6 +165,18 @@ def test_health_checks_of_ours_run_the_installed_command(name, tmp_path):
 
 
 def test_the_image_installs_every_package_of_the_layout_from_the_constraints():
+
+
+def test_webhook_deliveries_have_a_worker_of_their_own_and_exports_do_not_share_it():
+    from workers.events import EVENTS_QUEUE
+
+    services = compose()["services"]
+    events, exports = services["events-worker"]["command"], services["worker"]["command"]
+    assert events[events.index("-Q") + 1] == EVENTS_QUEUE
+    assert "-Q" not in exports  # the default queue only: exports never wait behind webhooks
+
+
+def test_the_image_installs_every_package_of_the_layout():
     dockerfile = (ROOT / "Dockerfile").read_text()
     for package in ("portability", "workers", "schedules"):
         assert f"COPY {package} ./{package}" in dockerfile

@@ -1,0 +1,178 @@
+"""Events through real Celery processes on real Redis: an export worker, a worker of the
+``portability.events`` queue and beat (the dispatcher), delivering to a real receiver."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import text
+
+from portability import registry, webhooks
+from portability.db.engine import make_engine
+from portability.db.models import AppStatus, RunStatus
+from portability.destinations.s3 import S3Destination
+from portability.runtime import Runtime
+from portability.settings import Settings
+from tests.fixtures.workers import wait_until
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
+EVENTS_QUEUE = "portability.events"
+
+
+@pytest.fixture
+def events_env(worker_env):
+    return dict(
+        worker_env,
+        PORTABILITY_EVENTS_DISPATCH_INTERVAL_SECONDS="0.2",
+        PORTABILITY_WEBHOOK_TIMEOUT_SECONDS="0.5",
+        PORTABILITY_WEBHOOK_RESEND_AFTER_SECONDS="1",
+    )
+
+
+def settings_of(env: dict[str, str]) -> Settings:
+    """The settings the worker processes read from ``env``."""
+    return Settings(
+        data_dir=Path(env["PORTABILITY_DATA_DIR"]),
+        database_url=SecretStr(env["PORTABILITY_DATABASE_URL"]),
+        broker_url=SecretStr(env["PORTABILITY_BROKER_URL"]),
+        encryption_key=SecretStr(env["PORTABILITY_ENCRYPTION_KEY"]),
+        pseudonym_key=SecretStr(env["PORTABILITY_PSEUDONYM_KEY"]),
+        allow_http_endpoints=True,
+        allow_private_endpoints=True,
+    )
+
+
+@pytest.fixture
+def runtime(events_env):
+    runtime = Runtime.from_settings(settings_of(events_env))
+    yield runtime
+    runtime.close()
+
+
+def app_with_endpoint(runtime, url: str) -> tuple[int, str]:
+    with runtime.sessions.begin() as session:
+        app, _ = registry.create_app(
+            session, name="Acme", contact_email="dev@acme.test", use_case="backs up user data"
+        )
+        registry.set_app_status(session, app.id, AppStatus.APPROVED)
+        _, secret = webhooks.create_endpoint(
+            session, runtime.box, app_id=app.id, url=url, policy=runtime.settings.endpoint_policy
+        )
+        return app.id, secret
+
+
+def grant(runtime, app_id: int) -> None:
+    """The state change of these tests: a user's grant (``authorization.created``)."""
+    with runtime.sessions.begin() as session:
+        registry.add_user(session, user_id="u1", country="DE")
+        registry.grant(
+            session,
+            user_id="u1",
+            app_id=app_id,
+            categories="posts",
+            access="ongoing",
+            eligible_countries={"DE"},
+        )
+
+
+def test_a_run_executed_by_a_worker_is_announced_by_the_events_worker(
+    events_env, start_worker, start_beat, make_transfer, s3_endpoint, make_bucket, receiver, pg_url
+):
+    settings = settings_of(events_env)
+    bucket = make_bucket(s3_endpoint)
+    transfer = make_transfer(
+        make_engine(pg_url),
+        S3Destination(s3_endpoint.config(bucket)),
+        records=50,
+        categories="posts,profile",
+        settings=settings,
+        bucket=bucket,
+        endpoint_url=s3_endpoint.endpoint_url,
+        access_key_id=s3_endpoint.access_key_id,
+        secret_access_key=s3_endpoint.secret_access_key,
+    )
+    with transfer.runtime.sessions.begin() as session:
+        _, secret = webhooks.create_endpoint(
+            session,
+            transfer.runtime.box,
+            app_id=transfer.app_id,
+            url=receiver.url,
+            policy=settings.endpoint_policy,
+        )
+    start_worker(env=events_env, name="exports")
+    start_worker("-Q", EVENTS_QUEUE, env=events_env, name="events")
+    start_beat(env=events_env)
+    run_id = transfer.new_run()
+    from workers.app import EXPORT_TASK, create_app
+
+    create_app(settings).send_task(EXPORT_TASK, args=[run_id])
+
+    wait_until(lambda: receiver.of_type("run.succeeded", secret), timeout=60, what="run.succeeded")
+    (succeeded,) = receiver.of_type("run.succeeded", secret)
+    assert (succeeded["data"]["run_id"], succeeded["data"]["status"]) == (
+        run_id,
+        RunStatus.SUCCEEDED.value,
+    )
+    assert succeeded["data"]["user"] == transfer.pseudonym
+    wait_until(
+        lambda: len(receiver.of_type("stream.replayed", secret)) == 2,
+        timeout=30,
+        what="two stream.replayed",
+    )
+    # Granted before the endpoint existed, but not dispatched yet: it is delivered too.
+    assert len(receiver.of_type("authorization.created", secret)) == 1
+
+
+def test_a_receiver_failing_three_times_gets_retries_spaced_as_configured_then_one_success(
+    events_env, start_worker, start_beat, runtime, receiver
+):
+    base, jitter = 0.4, 0.25
+    env = dict(
+        events_env,
+        PORTABILITY_WEBHOOK_RETRY_BASE_SECONDS=str(base),
+        PORTABILITY_WEBHOOK_RETRY_JITTER=str(jitter),
+    )
+    receiver.respond(500, 502, 503)
+    app_id, secret = app_with_endpoint(runtime, receiver.url)
+    start_worker("-Q", EVENTS_QUEUE, env=env, name="events")
+    start_beat(env=env)
+
+    grant(runtime, app_id)
+
+    requests = receiver.wait_for(1, timeout=60)
+    assert [r.status for r in receiver.requests] == [500, 502, 503, 204]
+    assert len(requests) == 1 and requests[0].verified(secret)["type"] == "authorization.created"
+    assert len({r.id for r in receiver.requests}) == 1
+    arrivals = [r.at for r in receiver.requests]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    for attempt, gap in enumerate(gaps):
+        wait = base * 2**attempt
+        assert wait <= gap <= wait * (1 + jitter) + 0.5, (attempt, gaps)
+    with runtime.engine.connect() as conn:
+        row = conn.execute(text("SELECT status, attempts FROM webhook_deliveries")).one()
+    assert tuple(row) == ("succeeded", 4)
+
+
+def test_an_events_worker_killed_mid_delivery_leaves_the_event_to_be_delivered_with_its_id(
+    events_env, start_worker, start_beat, runtime, receiver
+):
+    app_id, secret = app_with_endpoint(runtime, receiver.url)
+    receiver.respond(503)  # what the killed worker's request gets once the receiver answers
+    receiver.hold()
+    first = start_worker("-Q", EVENTS_QUEUE, env=events_env, name="events")
+    start_beat(env=events_env)
+    grant(runtime, app_id)
+    assert receiver.holding.wait(30), "the first attempt never reached the receiver"
+
+    first.kill()
+    receiver.release()
+    start_worker("-Q", EVENTS_QUEUE, env=events_env, name="events")
+
+    (delivered,) = receiver.wait_for(1, timeout=60)
+    assert delivered.verified(secret)["type"] == "authorization.created"
+    assert {r.id for r in receiver.requests} == {delivered.id}
+    assert [r.status for r in receiver.requests] == [503, 204]
