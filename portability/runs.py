@@ -31,8 +31,8 @@ from portability.db.models import (
     Schedule,
 )
 from portability.errors import ConflictError, FailureReason, NotFoundError, ValidationError
-from portability.scope import owned
 from portability.events.producers import run_finished
+from portability.scope import owned
 
 __all__ = [
     "RunView",

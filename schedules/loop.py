@@ -130,7 +130,9 @@ class SchedulerLoop:
         from portability.history import apply_retention_policies
 
         apply_retention_policies(self._runtime.engine, self._runtime.settings)
-        purge_events(self._runtime.engine, retention_days=self._runtime.settings.events_retention_days)
+        purge_events(
+            self._runtime.engine, retention_days=self._runtime.settings.events_retention_days
+        )
 
     def _guarded(self, name: str, step: Callable[[], None]) -> None:
         """Run one step; an error (database or broker down) is logged, one line per failure,

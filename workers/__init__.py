@@ -10,8 +10,7 @@ outcome to retry or done.
 
 from __future__ import annotations
 
-from workers._publish import scheduler_probe
-from workers.app import app, celery_enqueue, create_app, enqueue_runs
+from workers.app import app, celery_enqueue, create_app, enqueue_runs, scheduler_probe
 from workers.events import celery_enqueue_deliveries
 
 __all__ = [

@@ -28,15 +28,13 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 from celery import Celery
 from celery.utils.nodenames import anon_nodename
 from sqlalchemy import Engine, select
-
-from portability.settings import Settings
 
 __all__ = ["EXPORT_TASK", "publish_runs"]
 
@@ -49,7 +47,6 @@ __all__ = [
     "publish_routed",
     "publish_runs",
     "queue_depths",
-    "scheduler_probe",
     "worker_queue_names",
 ]
 
@@ -197,25 +194,3 @@ class _Template:
                 "properties": properties,
             }
         )
-
-
-def scheduler_probe(settings: Settings, engine: Engine) -> tuple[Any, Callable[[], None]]:
-    """The standalone scheduler's probe (metrics, heartbeat, queue depths) and a function
-    stopping its ``/metrics`` server (a no-op without ``scheduler_metrics_port``)."""
-    from portability.health import Heartbeat
-    from portability.metrics import Metrics, serve
-    from portability.probes import SchedulerProbe
-    from workers.app import create_app
-
-    app = create_app(settings)
-    names = worker_queue_names(app, settings.export_queues)
-    metrics = Metrics()
-    probe = SchedulerProbe(
-        metrics,
-        engine,
-        heartbeat=Heartbeat(settings.resolved_health_dir, "scheduler"),
-        queue_depths=lambda: queue_depths(app, names),
-    )
-    if settings.scheduler_metrics_port is None:
-        return probe, lambda: None
-    return probe, serve(settings.scheduler_metrics_port, metrics.registry, settings.metrics_addr)

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from celery import Celery, Task
 from kombu.exceptions import OperationalError as BrokerOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy import Engine
 
 from portability.dispatch import EnqueueRuns
 from portability.errors import BrokerUnavailableError
 from portability.settings import Settings
-from workers._publish import EXPORT_TASK, publish_runs
+from workers._publish import EXPORT_TASK, publish_runs, queue_depths, worker_queue_names
 
 __all__ = [
     "EXPORT_TASK",
@@ -32,6 +33,7 @@ __all__ = [
     "enqueue_run",
     "enqueue_runs",
     "runtime",
+    "scheduler_probe",
     "settings_of",
 ]
 
@@ -181,6 +183,27 @@ def _safe_broker(url: str) -> str:
     from kombu.utils.url import maybe_sanitize_url
 
     return str(maybe_sanitize_url(url))
+
+
+def scheduler_probe(settings: Settings, engine: Engine) -> tuple[Any, Callable[[], None]]:
+    """The standalone scheduler's probe (metrics, heartbeat, queue depths) and a function
+    stopping its ``/metrics`` server (a no-op without ``scheduler_metrics_port``)."""
+    from portability.health import Heartbeat
+    from portability.metrics import Metrics, serve
+    from portability.probes import SchedulerProbe
+
+    celery = create_app(settings)
+    names = worker_queue_names(celery, settings.export_queues)
+    metrics = Metrics()
+    probe = SchedulerProbe(
+        metrics,
+        engine,
+        heartbeat=Heartbeat(settings.resolved_health_dir, "scheduler"),
+        queue_depths=lambda: queue_depths(celery, names),
+    )
+    if settings.scheduler_metrics_port is None:
+        return probe, lambda: None
+    return probe, serve(settings.scheduler_metrics_port, metrics.registry, settings.metrics_addr)
 
 
 # The webhook delivery task registers itself on this app (its own queue: workers/events.py).

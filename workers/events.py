@@ -8,13 +8,12 @@ its countdown when the attempt asks for one (later retries are the dispatcher's)
 
 from __future__ import annotations
 
-from workers._publish import EVENTS_QUEUE
-
 from collections.abc import Callable, Iterable
 
 from celery import Celery, Task
 
 from portability.settings import Settings
+from workers._publish import EVENTS_QUEUE
 from workers.app import app, create_app, runtime
 
 __all__ = [

@@ -89,7 +89,8 @@ def load_runtime() -> Runtime:
 
 
 def enqueuer() -> EnqueueRuns:
-    """The broker, through the workers' public ``celery_enqueue`` (imported at this edge)."""
+    """The broker, through the workers' public ``celery_enqueue`` (imported at this edge); each
+    run goes to its app's export queue (looked up on this command's engine)."""
     from workers import celery_enqueue
 
-    return celery_enqueue(load_settings())
+    return celery_enqueue(load_settings(), engine())

@@ -164,9 +164,6 @@ def test_health_checks_of_ours_run_the_installed_command(name, tmp_path):
     assert (result.returncode, result.stdout.split(":")[0]) == (1, f"{argv[2]} stale")
 
 
-def test_the_image_installs_every_package_of_the_layout_from_the_constraints():
-
-
 def test_webhook_deliveries_have_a_worker_of_their_own_and_exports_do_not_share_it():
     from workers.events import EVENTS_QUEUE
 

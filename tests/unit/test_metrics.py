@@ -148,8 +148,16 @@ def _aware(value):
 def test_the_api_metrics_app_serves_the_registry_it_is_given():
     metrics = Metrics()
     metrics.resent.inc(3)
-    body = asyncio.run(_get(metrics_app(metrics.registry), "/"))
+    body = _run_async(_get(metrics_app(metrics.registry), "/"))
     assert "portability_reconciler_resent_total 3.0" in body
+
+
+def _run_async(coroutine):
+    """Its own thread and loop: a session-wide browser fixture may hold this thread's loop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 async def _get(app, path: str) -> str:
@@ -181,6 +189,6 @@ def test_the_api_metrics_app_given_the_database_shows_backlog_and_lag(sqlite_eng
         conn.execute(text("UPDATE schedules SET next_run_at = :t"), {"t": utcnow()})
     from prometheus_client import CollectorRegistry
 
-    body = asyncio.run(_get(metrics_app(CollectorRegistry(), engine=sqlite_engine), "/"))
+    body = _run_async(_get(metrics_app(CollectorRegistry(), engine=sqlite_engine), "/"))
     assert "portability_scheduler_due_backlog 1.0" in body
     assert "portability_delivery_lag_seconds " in body
