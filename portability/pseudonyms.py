@@ -164,7 +164,13 @@ class Pseudonymizer:
         quoted = self._quoted
         if quoted not in out:
             return out
-        if self._owner in _FORMAT_WORDS or quoted + b":" in out or b"\\" + quoted in out:
+        if (
+            self._owner in _FORMAT_WORDS
+            or quoted + b":" in out
+            or b"\\" + quoted in out
+            # a nested "op"/"kind"/"privacy" naming the owner: the parsed rules decide
+            or any(b'"%s":%s' % (key.encode(), quoted) in out for key in _WORD_KEYS)
+        ):
             return self._rewrite_parsed(category, body)
         return out.replace(quoted, self._replaced)
 
