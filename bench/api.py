@@ -73,6 +73,7 @@ def register(url: str, runs: int) -> tuple[str, int, int, int]:
         run_ids = [
             create_run(
                 session,
+                app_id=None,
                 authorization_id=sample.authorization_id,
                 destination_id=sample.destination_id,
                 categories="all",

@@ -131,7 +131,11 @@ def export_seconds(runtime: Runtime, auth_id: int, dest_id: int) -> float:
 
     with runtime.sessions.begin() as session:
         run_id = create_run(
-            session, authorization_id=auth_id, destination_id=dest_id, categories="all"
+            session,
+            app_id=None,
+            authorization_id=auth_id,
+            destination_id=dest_id,
+            categories="all",
         ).id
     started = time.perf_counter()
     outcome = execute_run(runtime, run_id)

@@ -68,7 +68,11 @@ def child(auth_id: int, dest_id: int, rounds: int) -> None:
             sys.stdin.readline()
         with runtime.sessions.begin() as session:
             run_id = create_run(
-                session, authorization_id=auth_id, destination_id=dest_id, categories=CATEGORIES
+                session,
+                app_id=None,
+                authorization_id=auth_id,
+                destination_id=dest_id,
+                categories=CATEGORIES,
             ).id
         profiler = _start_profile()
         _trace(f"{phase} starts")

@@ -96,6 +96,7 @@ def measure(records: int, url: str) -> dict[str, Any]:
             )
             run_id = create_run(
                 session,
+                app_id=None,
                 authorization_id=sample.authorization_id,
                 destination_id=sample.destination_id,
                 categories="activity,direct_messages,posts,profile",

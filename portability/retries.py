@@ -111,6 +111,7 @@ def rerun(
         raise refusal
     return create_run(
         session,
+        app_id=None,
         authorization_id=old.authorization_id,
         destination_id=old.destination_id,
         categories=old.categories,

@@ -82,7 +82,7 @@ def create_run(
     schedule_id: int | None = None,
     max_attempts: int = 5,
     rerun_of: int | None = None,
-    app_id: int | None = None,
+    app_id: int | None,
     now: datetime | None = None,
 ) -> Run:
     """Create a queued run. Refuses categories outside the grant and another app's destination."""
@@ -116,8 +116,9 @@ def create_run(
     return run
 
 
-def get_run(session: Session, run_id: int, *, app_id: int | None = None) -> RunView:
-    """The run as a plain value; with ``app_id``, another app's run is "not found"."""
+def get_run(session: Session, run_id: int, *, app_id: int | None) -> RunView:
+    """The run as a plain value; with ``app_id``, another app's run is "not found". ``app_id``
+    is required: a developer's call names their app, staff pass ``None`` to reach any app."""
     run = session.get(Run, check_id(run_id, "run id"))
     if run is None or (app_id is not None and run.app_id != app_id):
         raise NotFoundError(f"run {run_id} not found")

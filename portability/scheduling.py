@@ -78,6 +78,7 @@ def run_schedule_now(
     check_consent(app=app, grant=grant, user=user, now=now, eligible_countries=eligible_countries)
     return create_run(
         session,
+        app_id=None,
         authorization_id=schedule.authorization_id,
         destination_id=schedule.destination_id,
         categories=schedule.categories,

@@ -131,6 +131,7 @@ def main() -> int:
             with sessions.begin() as session:
                 run = create_run(
                     session,
+                    app_id=None,
                     authorization_id=ids[1],
                     destination_id=ids[2],
                     categories=[c.value for c in CATEGORIES],
@@ -267,7 +268,7 @@ def _wait_for(run_id: int, sessions: Any, label: str, timeout: float = 300) -> R
     last = ""
     while True:
         with sessions() as session:
-            view = get_run(session, run_id)
+            view = get_run(session, run_id, app_id=None)
         done = sum(r["records"] for r in view.per_category.values())
         line = f"  {label} {run_id}: {view.status.value:<9} {done:>7,} records"
         if line != last:

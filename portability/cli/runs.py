@@ -187,6 +187,7 @@ def create_cmd(
             categories = auth.categories if auth is not None else categories
         run = create_run(
             session,
+            app_id=None,
             authorization_id=authorization,
             destination_id=destination,
             categories=categories,

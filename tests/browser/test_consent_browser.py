@@ -169,6 +169,7 @@ def test_allowing_gives_the_app_the_grant_and_a_worker_delivers_only_those_categ
     with world.sessions.begin() as session:
         run_id = create_run(
             session,
+            app_id=None,
             authorization_id=answer["authorization_id"],
             destination_id=world.destination_id,
             categories="posts,direct_messages",
@@ -235,6 +236,7 @@ def test_revoking_on_the_connected_apps_page_stops_a_run_in_flight(page, world, 
     with world.sessions.begin() as session:
         run_id = create_run(
             session,
+            app_id=None,
             authorization_id=authorization_id,
             destination_id=world.destination_id,
             categories="all",

@@ -386,3 +386,40 @@ def test_a_consent_stop_at_any_point_leaves_nothing_of_the_delivery_in_the_bucke
     assert (outcome.status, transfer.run(run_id).failure_reason) == ("cancelled", "consent")
     # Nothing of the stopped delivery remains: the bucket holds what earlier manifests list.
     assert destination.objects == delivered_before
+
+
+def test_a_stream_with_nothing_new_for_many_deliveries_keeps_its_position_then_delivers_once(
+    pg_engine, make_transfer
+):
+    destination = MemoryDestination()
+    transfer = make_transfer(pg_engine, destination, records=200, categories="posts,profile")
+    run_to_end(transfer, transfer.new_run())
+    with pg_engine.connect() as conn:
+        idle_before = conn.execute(
+            text("SELECT position, sequence FROM streams WHERE category = 'profile'")
+        ).one()
+    for round_number in range(6):  # posts move on, the profile has nothing new
+        mutate(
+            pg_engine,
+            user_id=transfer.user_id,
+            updates=3,
+            deletes=0,
+            seed=30 + round_number,
+            categories=["posts"],
+        )
+        assert run_to_end(transfer, transfer.new_run()) == RunStatus.SUCCEEDED
+    with pg_engine.connect() as conn:
+        idle_after = conn.execute(
+            text("SELECT position, sequence FROM streams WHERE category = 'profile'")
+        ).one()
+    mutate(
+        pg_engine, user_id=transfer.user_id, updates=1, deletes=0, seed=99, categories=["profile"]
+    )
+    last = transfer.new_run()
+    assert run_to_end(transfer, last) == RunStatus.SUCCEEDED
+
+    assert tuple(idle_after) == tuple(idle_before)  # no manifest, the same position
+    profile = manifests(destination, transfer.stream("profile"))
+    assert [(m.sequence, m.records) for m in profile] == [(1, 1), (2, 1)]
+    assert_exactly_once(transfer, ["posts", "profile"])
+    assert_consumer_exact(transfer, ["posts", "profile"])

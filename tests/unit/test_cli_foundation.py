@@ -150,6 +150,7 @@ def test_the_console_script_keeps_the_exit_code_of_an_interrupted_command(sqlite
         )
         run_id = create_run(
             session,
+            app_id=None,
             authorization_id=sample.authorization_id,
             destination_id=sample.destination_id,
             categories="posts",

@@ -88,6 +88,7 @@ def test_a_run_cannot_send_one_apps_grant_to_another_apps_destination(two_apps):
     with sessions.begin() as session, pytest.raises(NotFoundError, match="destination"):
         create_run(
             session,
+            app_id=None,
             authorization_id=ids["ours"][1],
             destination_id=ids["theirs"][2],
             categories="posts",
@@ -99,6 +100,7 @@ def test_another_apps_run_is_not_found(two_apps):
     with sessions.begin() as session:
         run_id = create_run(
             session,
+            app_id=None,
             authorization_id=ids["theirs"][1],
             destination_id=ids["theirs"][2],
             categories="posts",
@@ -171,6 +173,7 @@ def test_the_engine_refuses_a_run_row_that_pairs_one_apps_grant_with_anothers_de
     with sessions.begin() as session:
         run_id = create_run(
             session,
+            app_id=None,
             authorization_id=ids["ours"][1],
             destination_id=ids["ours"][2],
             categories="posts",

@@ -145,6 +145,7 @@ def test_cancel_stops_a_queued_run_and_a_second_cancel_is_refused(cli, support):
     with support.sessions().begin() as session:
         run_id = create_run(
             session,
+            app_id=None,
             authorization_id=support.authorization_id,
             destination_id=support.destination_id,
             categories="posts",

@@ -108,6 +108,7 @@ def test_doctor_lists_runs_stuck_in_queued_with_what_to_do(cli, support):
     with support.sessions().begin() as session:
         create_run(
             session,
+            app_id=None,
             authorization_id=support.authorization_id,
             destination_id=support.destination_id,
             categories="posts",
