@@ -59,13 +59,19 @@ _REFERENCE = datetime(2000, 1, 1)  # a wall-clock value: no zone on purpose
 _MAX_SKIPS = 10_000
 
 
+def _cron_error(message: str) -> ValidationError:
+    """A refused cron expression: the API names ``cron`` as the field at fault."""
+    return ValidationError(message, field="cron")
+
+
 def zone(name: str) -> ZoneInfo:
     """The IANA zone ``name``; ``ValidationError`` for anything else."""
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValidationError(
-            f"unknown time zone {name!r}: use an IANA name such as 'Europe/Berlin'"
+            f"unknown time zone {name!r}: use an IANA name such as 'Europe/Berlin'",
+            field="timezone",
         ) from None
 
 
@@ -83,37 +89,37 @@ def normalize_cron(expression: str) -> str:
     """
     text = " ".join(str(expression).split())
     if not text:
-        raise ValidationError(f"cron expression is empty: give five fields ({_FIELDS})")
+        raise _cron_error(f"cron expression is empty: give five fields ({_FIELDS})")
     if text.startswith("@"):
         preset = text.lower()
         if preset not in PRESETS:
-            raise ValidationError(f"unknown cron preset {text!r}: use one of {', '.join(PRESETS)}")
+            raise _cron_error(f"unknown cron preset {text!r}: use one of {', '.join(PRESETS)}")
         return preset
     fields = text.split(" ")
     if len(fields) == 6:
-        raise ValidationError(
+        raise _cron_error(
             f"cron expression {text!r} has 6 fields: seconds (or year) are not supported; "
             f"give five fields ({_FIELDS})"
         )
     if len(fields) != 5:
-        raise ValidationError(
+        raise _cron_error(
             f"cron expression {text!r} has {len(fields)} fields: give five ({_FIELDS})"
         )
     for field in fields:
         if any(_NON_STANDARD.match(item) for item in field.split(",")):
-            raise ValidationError(
+            raise _cron_error(
                 f"cron expression {text!r}: {field!r} is a random or hashed field; "
                 "use explicit values"
             )
     try:
         croniter(text, _REFERENCE).get_next(datetime)
     except CroniterBadDateError:
-        raise ValidationError(
+        raise _cron_error(
             f"cron expression {text!r} never fires: no calendar date matches it "
             "(such as the 30th of February)"
         ) from None
     except (CroniterBadCronError, CroniterError, ValueError, KeyError) as exc:
-        raise ValidationError(f"cron expression {text!r} is not valid: {exc}") from None
+        raise _cron_error(f"cron expression {text!r} is not valid: {exc}") from None
     return text
 
 
@@ -154,7 +160,7 @@ def check_min_interval(expression: str, timezone: str, minutes: int) -> None:
     """
     closest = closest_interval(normalize_cron(expression), timezone)
     if closest < timedelta(minutes=minutes):
-        raise ValidationError(
+        raise _cron_error(
             f"cron expression {expression!r} in {timezone} fires {_describe(closest)} apart at "
             f"its closest; the minimum interval between runs is {minutes} minutes"
         )

@@ -18,7 +18,6 @@ from portability.api._types import BodyId, PathId, Text
 from portability.api.runs import RunOut, run_out
 from portability.api.transfers import Categories, category_text
 from portability.db.models import Schedule
-from portability.errors import ValidationError
 from portability.registry import delete_schedule, schedule_for_app, set_schedule_paused
 from portability.runs import run_schedule_now
 from portability.scope import AppScope
@@ -81,22 +80,17 @@ def create(
     settings = ctx.settings
 
     def make(session: Session) -> tuple[BaseModel, list[int]]:
-        try:
-            schedule = schedule_for_app(
-                session,
-                app_id=caller.app_id,
-                authorization_id=body.grant_id,
-                destination_id=body.destination_id,
-                categories=category_text(body.categories),
-                cron=body.cron,
-                timezone=body.timezone,
-                min_interval_minutes=settings.scheduler_min_interval_minutes,
-                max_jitter_seconds=settings.scheduler_max_jitter_seconds,
-            )
-        except ValidationError as exc:
-            if exc.field is None:  # the cron and time-zone checks do not name their field
-                exc.field = "timezone" if "time zone" in str(exc) else "cron"
-            raise
+        schedule = schedule_for_app(
+            session,
+            app_id=caller.app_id,
+            authorization_id=body.grant_id,
+            destination_id=body.destination_id,
+            categories=category_text(body.categories),
+            cron=body.cron,
+            timezone=body.timezone,
+            min_interval_minutes=settings.scheduler_min_interval_minutes,
+            max_jitter_seconds=settings.scheduler_max_jitter_seconds,
+        )
         return ScheduleOut.of(schedule), []
 
     return create_once(ctx, request, owner=caller.app_id, key=key, body=body, create=make)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -157,6 +157,3 @@ _CONSENT = (
     .where(Authorization.id == bindparam("p_authorization"))
 )
 _CONSENT_LOCKED = _CONSENT.with_for_update(read=True)
-
-#: A callable that raises when consent is gone (what the writers are given).
-Check = Callable[[], None]
