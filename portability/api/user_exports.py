@@ -139,7 +139,12 @@ def links(
         found = download_links(open_export_bucket(ctx.settings), row, ctx.settings, now=utcnow())
     return DownloadLinksOut(
         export_id=export_id,
-        links=[DownloadLinkOut(**link.__dict__) for link in found],
+        links=[
+            DownloadLinkOut(
+                volume=link.volume, filename=link.filename, url=link.url, expires_at=link.expires_at
+            )
+            for link in found
+        ],
     )
 
 
