@@ -67,7 +67,7 @@ class UserExportOut(BaseModel):
             user_id=row.user_id,
             categories=[c.value for c in row.category_list],
             format=row.format,
-            status=row.status,  # type: ignore[arg-type]
+            status=row.status,
             progress=row.progress,
             records=row.records,
             size_bytes=row.size_bytes,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from stat import S_IFREG
 
-from stream_zip import ZIP_64, stream_zip
+from stream_zip import ZIP_64, Method, stream_zip
 
 from portability.categories import Category
 from portability.destinations.base import Upload
@@ -107,7 +107,7 @@ class _Writer:
 
     def _files(
         self, number: int, sink: _Sink
-    ) -> Iterator[tuple[str, datetime, int, object, Iterable[bytes]]]:
+    ) -> Iterator[tuple[str, datetime, int, Method, Iterable[bytes]]]:
         at = self.plan.modified_at
         if number == 1:
             yield README_NAME, at, _MODE, ZIP_64, self._fixed(README_NAME, number, self.plan.readme)

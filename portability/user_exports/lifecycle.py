@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -159,7 +159,7 @@ def _move(
     session: Session,
     export_id: int,
     allowed: Iterable[ExportStatus],
-    *extra: object,
+    *extra: ColumnElement[bool],
     **values: object,
 ) -> bool:
     result = session.execute(

@@ -123,7 +123,7 @@ def test_a_cancelled_export_is_not_run_and_a_duplicate_message_backs_off(exports
     with exports.runtime.sessions.begin() as session:
         assert lifecycle.cancel_export(session, export_id, user_id=exports.user_id, now=utcnow())
     assert exports.run(export_id).status == "cancelled"
-    assert exports.keys() == []
+    assert exports.object_keys() == []
 
 
 def test_cancelling_a_running_export_stops_it_and_deletes_what_it_wrote(
@@ -148,26 +148,26 @@ def test_cancelling_a_running_export_stops_it_and_deletes_what_it_wrote(
         assert exports.run(export_id).status == "cancelled"
     finally:
         run_module._Progress.__call__ = original
-    assert exports.keys() == []
+    assert exports.object_keys() == []
 
 
 def test_deleting_a_ready_export_deletes_its_archive(exports):
     export_id = exports.request()
     exports.run(export_id)
-    assert exports.keys() != []
+    assert exports.object_keys() != []
     with exports.runtime.sessions.begin() as session:
         keys = lifecycle.delete_export(session, export_id, user_id=exports.user_id, now=utcnow())
     from portability.user_exports import discard_archive, open_export_bucket
 
     discard_archive(open_export_bucket(exports.settings), export_id, keys)
-    assert (exports.keys(), exports.row(export_id).status) == ([], "deleted")
+    assert (exports.object_keys(), exports.row(export_id).status) == ([], "deleted")
 
 
 def test_expiry_deletes_the_archive_and_marks_the_export_expired(exports):
     export_id = exports.request()
     exports.run(export_id)
     expires_at = exports.row(export_id).expires_at
-    assert expires_at is not None and exports.keys() != []
+    assert expires_at is not None and exports.object_keys() != []
 
     early = user_export_housekeeping(
         exports.settings,
@@ -175,11 +175,11 @@ def test_expiry_deletes_the_archive_and_marks_the_export_expired(exports):
         lambda ids: None,
         now=expires_at - timedelta(seconds=1),
     )
-    assert early.expired == [] and exports.keys() != []
+    assert early.expired == [] and exports.object_keys() != []
     late = user_export_housekeeping(
         exports.settings, exports.runtime.sessions, lambda ids: None, now=expires_at
     )
-    assert (late.expired, exports.keys(), exports.row(export_id).status) == (
+    assert (late.expired, exports.object_keys(), exports.row(export_id).status) == (
         [export_id],
         [],
         "expired",
@@ -210,4 +210,4 @@ def test_a_retried_export_with_fewer_volumes_leaves_no_stale_volume(exports):
     stale = f"user-exports/{export_id}/your-data-9.zip"  # an earlier attempt's
     exports.endpoint.client.put_object(Bucket=bucket, Key=stale, Body=b"old")
     exports.run(export_id)
-    assert stale not in exports.keys() and exports.keys() == exports.row(export_id).object_keys
+    assert stale not in exports.object_keys() and exports.object_keys() == exports.row(export_id).object_keys
