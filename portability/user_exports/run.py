@@ -2,7 +2,8 @@
 in the export bucket, then mark it ready (or failed, or back to queued for a retry).
 
 Each category is read with the ``Source`` contract's ``read_state`` -- the same consistent
-snapshot read a full replay delivers -- and its lines are written as they are. A retry starts
+snapshot read a full replay delivers -- and its lines are written as they are. Reads run a few
+batches ahead in their own threads and volumes upload from another (``_pipeline``). A retry starts
 over under the same keys; volumes of an earlier, longer attempt are deleted at the end. The
 worker reports progress and renews its lease about once a second; a cancel or delete seen
 there stops it, and what it had written is deleted.
@@ -12,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -34,6 +36,7 @@ from portability.sources.base import Source
 from portability.user_exports import lifecycle
 from portability.user_exports._archive import ArchivePlan, Section, write_archive
 from portability.user_exports._bucket import ExportBucket, open_export_bucket
+from portability.user_exports._pipeline import BackgroundUpload, PrefetchedRead
 from portability.user_exports._readme import manifest, readme
 from portability.user_exports._render import rendering_for
 from portability.user_exports.housekeeping import discard_archive
@@ -93,12 +96,21 @@ class _Progress:
 
 
 def _sections(
-    source: Source, user_id: str, categories: list[Category], batch_size: int
-) -> Iterator[Section]:
-    """Each category's snapshot read in turn; the previous read closes as the next opens."""
-    for category in categories:
-        with source.read_state(user_id, category, batch_size) as state:
-            yield Section(category, state.batches)
+    source: Source, user_id: str, categories: list[Category], batch_size: int, ahead: int
+) -> Generator[Section, None, None]:
+    """Each category's snapshot read in turn, the next ``ahead - 1`` already reading in their
+    threads; every read is closed when the sections end, however they end."""
+    started: list[PrefetchedRead] = []
+    try:
+        for index, category in enumerate(categories):
+            while len(started) < min(len(categories), index + max(1, ahead)):
+                started.append(
+                    PrefetchedRead(source, user_id, categories[len(started)], batch_size)
+                )
+            yield Section(category, started[index].batches())
+    finally:
+        for read in started:
+            read.close()
 
 
 def run_user_export(
@@ -124,15 +136,22 @@ def run_user_export(
         ),
         modified_at=claimed.created_at,
         volume_bytes=settings.user_export_volume_bytes,
-        open_volume=lambda n: bucket.destination.open_upload(bucket.key(export_id, n)),
+        open_volume=lambda n: BackgroundUpload(
+            bucket.destination.open_upload(bucket.key(export_id, n))
+        ),
         key_of=lambda n: bucket.key(export_id, n),
         on_records=progress,
     )
     sections = _sections(
-        runtime.source, claimed.user_id, claimed.categories, settings.export_batch_size
+        runtime.source,
+        claimed.user_id,
+        claimed.categories,
+        settings.export_batch_size,
+        settings.export_category_concurrency,
     )
     try:
-        volumes, members = write_archive(plan, sections)
+        with closing(sections):
+            volumes, members = write_archive(plan, sections)
     except ExportStoppedError:
         discard_archive(bucket, export_id, [])
         return ExportOutcome(export_id, _status(runtime, export_id))
