@@ -99,6 +99,9 @@ def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM (ANALYZE)"))
         bucket = s3.create_bucket("bench-user-export")
+        # SeaweedFS's first write to a new bucket can take seconds while it grows its volumes:
+        # probed before measuring, as bench/export.py does.
+        s3.destination(bucket).probe()
         env = dict(os.environ)
         env.setdefault("MALLOC_ARENA_MAX", "2")  # as the worker runs (Makefile, Dockerfile)
         env.update(
