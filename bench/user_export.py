@@ -114,7 +114,7 @@ def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
             PORTABILITY_USER_EXPORT_SECRET_ACCESS_KEY=s3.secret_access_key,
             PORTABILITY_USER_EXPORT_VOLUME_BYTES=str(args.volume_bytes),
         )
-        settings = Settings(data_dir=workdir)  # only for the request's guards
+        settings = Settings(data_dir=workdir, user_export_bucket=bucket)  # the request's guards
         from portability.user_exports import lifecycle
 
         with make_session_factory(engine).begin() as session:

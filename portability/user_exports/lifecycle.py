@@ -26,7 +26,13 @@ from portability.db.user_export_models import (
     RequestedBy,
     UserExport,
 )
-from portability.errors import ConflictError, NotFoundError, RateLimitedError, ValidationError
+from portability.errors import (
+    ConfigurationError,
+    ConflictError,
+    NotFoundError,
+    RateLimitedError,
+    ValidationError,
+)
 from portability.settings import Settings
 
 __all__ = [
@@ -75,6 +81,11 @@ def request_export(
     (held by a partial unique index, so two concurrent requests cannot both pass), and with
     ``RateLimitedError`` past ``user_export_rate_limit`` requests per window.
     """
+    if not settings.user_export_bucket:
+        raise ConfigurationError(
+            "downloads of users' data are not set up: set PORTABILITY_USER_EXPORT_BUCKET "
+            "(and its credentials) first"
+        )
     chosen = parse_categories(categories)
     if not chosen:
         raise ValidationError("choose at least one category, or all", field="categories")
@@ -192,13 +203,15 @@ def claim_export(session: Session, export_id: int, *, now: datetime, lease: floa
 
 
 def renew_export(
-    session: Session, export_id: int, *, progress: int, now: datetime, lease: float
+    session: Session, export_id: int, *, attempt: int, progress: int, now: datetime, lease: float
 ) -> bool:
-    """Record progress and extend the lease; False once the export was cancelled or deleted."""
+    """Record progress and extend the lease; False once the export was cancelled or deleted,
+    or taken over by another worker (a later ``attempt``)."""
     return _move(
         session,
         export_id,
         [ExportStatus.RUNNING],
+        UserExport.attempts == attempt,
         progress=progress,
         lease_until=now + timedelta(seconds=lease),
     )
@@ -208,6 +221,7 @@ def finish_export(
     session: Session,
     export_id: int,
     *,
+    attempt: int,
     keys: list[str],
     sha256s: list[str],
     size: int,
@@ -219,6 +233,7 @@ def finish_export(
         session,
         export_id,
         [ExportStatus.RUNNING],
+        UserExport.attempts == attempt,
         status=ExportStatus.READY.value,
         object_keys=keys,
         sha256s=sha256s,

@@ -73,9 +73,15 @@ class _Progress:
     """Counts records and reports them, renewing the lease, at most every ``interval``."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], export_id: int, lease: float, clock: Clock
+        self,
+        sessions: sessionmaker[Session],
+        export_id: int,
+        attempt: int,
+        lease: float,
+        clock: Clock,
     ) -> None:
         self.sessions, self.export_id, self.lease, self.clock = sessions, export_id, lease, clock
+        self.attempt = attempt
         self.records = 0
         self.interval = min(1.0, lease / 3)
         self._last = time.monotonic()
@@ -89,10 +95,17 @@ class _Progress:
         self._last = time.monotonic()
         with self.sessions.begin() as session:
             still_running = lifecycle.renew_export(
-                session, self.export_id, progress=self.records, now=self.clock(), lease=self.lease
+                session,
+                self.export_id,
+                attempt=self.attempt,
+                progress=self.records,
+                now=self.clock(),
+                lease=self.lease,
             )
         if not still_running:
-            raise ExportStoppedError(f"export {self.export_id} was cancelled or deleted")
+            raise ExportStoppedError(
+                f"export {self.export_id} was cancelled, deleted or taken over"
+            )
 
 
 def _sections(
@@ -127,7 +140,9 @@ def run_user_export(
         if not isinstance(claimed, _Claimed):
             return ExportOutcome(export_id, claimed)
     bucket = bucket or open_export_bucket(settings)
-    progress = _Progress(runtime.sessions, export_id, settings.lease_seconds, clock)
+    progress = _Progress(
+        runtime.sessions, export_id, claimed.attempts, settings.lease_seconds, clock
+    )
     plan = ArchivePlan(
         rendering=rendering_for(claimed.format),
         readme=readme(claimed.categories, claimed.format, claimed.created_at),
@@ -153,8 +168,7 @@ def run_user_export(
         with closing(sections):
             volumes, members = write_archive(plan, sections)
     except ExportStoppedError:
-        discard_archive(bucket, export_id, [])
-        return ExportOutcome(export_id, _status(runtime, export_id))
+        return _stopped(runtime, bucket, export_id, [])
     except (DestinationTransientError, SourceError) as exc:
         return _transient(runtime, export_id, claimed.attempts, exc, clock)
     except (PortabilityError, DestinationError) as exc:
@@ -167,6 +181,7 @@ def run_user_export(
         finished = lifecycle.finish_export(
             session,
             export_id,
+            attempt=claimed.attempts,
             keys=keys,
             sha256s=[v.sha256 for v in volumes],
             size=sum(v.size for v in volumes),
@@ -174,9 +189,8 @@ def run_user_export(
             now=clock(),
             retention=timedelta(days=settings.user_export_retention_days),
         )
-    if not finished:  # cancelled or deleted at the last moment
-        discard_archive(bucket, export_id, keys)
-        return ExportOutcome(export_id, _status(runtime, export_id))
+    if not finished:  # cancelled, deleted or taken over at the last moment
+        return _stopped(runtime, bucket, export_id, keys)
     discard_archive(bucket, export_id, [], keep=set(keys))  # an earlier attempt's extra volumes
     return ExportOutcome(export_id, ExportStatus.READY.value)
 
@@ -189,6 +203,17 @@ def _claim(session: Session, export_id: int, now: datetime, lease: float) -> _Cl
     assert row is not None
     session.refresh(row)
     return _Claimed(row.user_id, row.category_list, row.format, row.created_at, row.attempts)
+
+
+def _stopped(
+    runtime: Runtime, bucket: ExportBucket, export_id: int, keys: list[str]
+) -> ExportOutcome:
+    """Stopped from outside: delete what was written, unless another worker took the export
+    over (it writes the same keys)."""
+    status = _status(runtime, export_id)
+    if status != ExportStatus.RUNNING.value:
+        discard_archive(bucket, export_id, keys)
+    return ExportOutcome(export_id, status)
 
 
 def _status(runtime: Runtime, export_id: int) -> str:

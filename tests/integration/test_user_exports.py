@@ -12,7 +12,7 @@ import pytest
 
 from portability.categories import Category
 from portability.db.base import utcnow
-from portability.errors import ConflictError, NotFoundError, RateLimitedError
+from portability.errors import ConfigurationError, ConflictError, NotFoundError, RateLimitedError
 from portability.user_exports import lifecycle, user_export_housekeeping
 from tests.fixtures.user_exports import files_of, verify_manifest
 
@@ -212,3 +212,32 @@ def test_a_retried_export_with_fewer_volumes_leaves_no_stale_volume(exports):
     exports.run(export_id)
     stored = exports.object_keys()
     assert stale not in stored and stored == exports.row(export_id).object_keys
+
+
+def test_requests_are_refused_while_no_export_bucket_is_set(exports):
+    unset = exports.settings.model_copy(update={"user_export_bucket": None})
+    with (
+        exports.runtime.sessions.begin() as session,
+        pytest.raises(ConfigurationError, match="PORTABILITY_USER_EXPORT_BUCKET"),
+    ):
+        lifecycle.request_export(
+            session, unset, user_id=exports.user_id, categories="all", now=utcnow()
+        )
+
+
+def test_a_worker_whose_export_was_taken_over_stops_without_deleting_the_new_attempts_volumes(
+    exports,
+):
+    export_id = exports.request()
+    now = utcnow()
+    with exports.runtime.sessions.begin() as session:
+        assert lifecycle.claim_export(session, export_id, now=now, lease=0.001)
+    later = now + timedelta(seconds=1)
+    with exports.runtime.sessions.begin() as session:  # the lease lapsed: a second worker
+        assert lifecycle.claim_export(session, export_id, now=later, lease=60)
+        assert not lifecycle.renew_export(
+            session, export_id, attempt=1, progress=10, now=later, lease=60
+        )
+        assert lifecycle.renew_export(
+            session, export_id, attempt=2, progress=10, now=later, lease=60
+        )

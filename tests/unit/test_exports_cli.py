@@ -16,6 +16,7 @@ def env(exports):
     return {
         "PORTABILITY_DATABASE_URL": exports.settings.resolved_database_url,
         "PORTABILITY_ACTOR": "support-sam",
+        "PORTABILITY_USER_EXPORT_BUCKET": exports.bucket,
     }
 
 
