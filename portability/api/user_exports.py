@@ -8,17 +8,19 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from portability.api._auth import PlatformCaller
 from portability.api._context import Ctx
 from portability.api._pagination import Cursor, Limit, Page, paginate
-from portability.api._problems import PROBLEM_RESPONSES
+from portability.api._problems import PROBLEM_RESPONSES, problem
 from portability.api._types import PathId
 from portability.api.internal import UserId
 from portability.api.transfers import Categories, category_text
 from portability.db.base import utcnow
+from portability.errors import ConfigurationError
 from portability.user_exports import (
     UserExport,
     discard_archive,
@@ -34,6 +36,11 @@ router = APIRouter(
     tags=["internal"],
     responses=PROBLEM_RESPONSES,
 )
+
+
+def _unavailable(exc: ConfigurationError) -> JSONResponse:
+    """409 ``downloads-unavailable``: this server's state (no export bucket) refuses it."""
+    return problem(409, "downloads-unavailable", "Downloads are not set up", str(exc))
 
 
 class UserExportIn(BaseModel):
@@ -93,23 +100,32 @@ class DownloadLinksOut(BaseModel):
     links: list[DownloadLinkOut]
 
 
-@router.post("", status_code=201, summary="Request an export of the user's own data")
+@router.post(
+    "",
+    status_code=201,
+    response_model=UserExportOut,
+    summary="Request an export of the user's own data",
+)
 def request(
     user_id: UserId, body: UserExportIn, _caller: PlatformCaller, ctx: Ctx
-) -> UserExportOut:
-    """Any country may ask. Refused with 409 `conflict` while another export of the user is
+) -> UserExportOut | JSONResponse:
+    """Any country may ask. Refused with 409 `downloads-unavailable` while the operator has
+    set no export bucket, with 409 `conflict` while another export of the user is
     queued or running, and with 429 `rate-limited` past the per-user rate limit
     (`Retry-After` says when the next may be asked)."""
-    with ctx.writing() as session:
-        row = lifecycle.request_export(
-            session,
-            ctx.settings,
-            user_id=user_id,
-            categories=category_text(body.categories),
-            fmt=body.format,
-            now=utcnow(),
-        )
-        return UserExportOut.of(row)
+    try:
+        with ctx.writing() as session:
+            row = lifecycle.request_export(
+                session,
+                ctx.settings,
+                user_id=user_id,
+                categories=category_text(body.categories),
+                fmt=body.format,
+                now=utcnow(),
+            )
+            return UserExportOut.of(row)
+    except ConfigurationError as exc:
+        return _unavailable(exc)
 
 
 @router.get("", summary="A user's exports, newest first")
@@ -129,14 +145,22 @@ def show(user_id: UserId, export_id: PathId, _caller: PlatformCaller, ctx: Ctx) 
         return UserExportOut.of(lifecycle.get_export(session, export_id, user_id=user_id))
 
 
-@router.post("/{export_id}/links", summary="Fresh download links of a ready export")
+@router.post(
+    "/{export_id}/links",
+    response_model=DownloadLinksOut,
+    summary="Fresh download links of a ready export",
+)
 def links(
     user_id: UserId, export_id: PathId, _caller: PlatformCaller, ctx: Ctx
-) -> DownloadLinksOut:
+) -> DownloadLinksOut | JSONResponse:
     """One presigned URL per volume; 409 unless the export is ready."""
     with ctx.reading() as session:
         row = lifecycle.get_export(session, export_id, user_id=user_id)
-        found = download_links(open_export_bucket(ctx.settings), row, ctx.settings, now=utcnow())
+        try:
+            bucket = open_export_bucket(ctx.settings)
+        except ConfigurationError as exc:
+            return _unavailable(exc)
+        found = download_links(bucket, row, ctx.settings, now=utcnow())
     return DownloadLinksOut(
         export_id=export_id,
         links=[
