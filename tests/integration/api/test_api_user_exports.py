@@ -120,3 +120,11 @@ def test_cancel_then_delete_through_the_api(platform_api):
 def test_the_exports_routes_need_the_service_token(platform_api):
     api, _runtime, user_id = platform_api
     assert api.client.get(f"/internal/users/{user_id}/exports").status_code == 401
+
+
+def test_a_request_while_no_export_bucket_is_set_is_refused_with_the_reason(api):
+    assert api.platform.put("/internal/users/carol1", json={"country": "DE"}).status_code == 201
+    refused = api.platform.post("/internal/users/carol1/exports", json={})
+    assert refused.status_code == 409
+    assert refused.json()["type"].endswith("/downloads-unavailable")
+    assert "PORTABILITY_USER_EXPORT_BUCKET" in refused.json()["detail"]
