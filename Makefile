@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test unit lint format typecheck check demo bench bench-export bench-scheduler bench-consume bench-api bench-events api openapi worker worker-events beat up down constraints clean
+.PHONY: install test unit lint format typecheck check demo bench bench-export bench-user-export bench-scheduler bench-consume bench-api bench-events api openapi worker worker-events worker-user-exports beat up down constraints clean
 
 install: $(STAMP)
 
@@ -60,6 +60,9 @@ openapi: install
 	$(BIN)/python -m portability.api.openapi > docs/openapi.json.new
 	mv docs/openapi.json.new docs/openapi.json
 
+bench-user-export: install
+	$(BIN)/python bench/user_export.py
+
 bench-events: install
 	$(BIN)/python bench/events.py
 
@@ -68,6 +71,10 @@ worker: install
 
 worker-events: install
 	$(BIN)/celery -A workers worker -Q portability.events --loglevel=INFO --concurrency=4
+
+# Users' own archives ("download your data"), on their own queue.
+worker-user-exports: install
+	MALLOC_ARENA_MAX=2 $(BIN)/celery -A workers worker -Q portability.user_exports --loglevel=INFO --concurrency=1
 
 beat: install
 	$(BIN)/celery -A workers beat --loglevel=INFO

@@ -295,6 +295,42 @@ class Settings(BaseSettings):
         description="After a secret rotation, the old secret also signs for this long.",
     )
 
+    # "Download your data" (portability.user_exports): the platform's own export bucket.
+    user_export_endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint of the export bucket; unset: AWS S3."
+    )
+    user_export_bucket: str | None = Field(
+        default=None, description="Bucket holding users' own archives; unset: exports are off."
+    )
+    user_export_region: str = Field(default="us-east-1", description="The export bucket's region.")
+    user_export_access_key_id: SecretStr | None = Field(default=None)
+    user_export_secret_access_key: SecretStr | None = Field(default=None)
+    user_export_prefix: str = Field(default="user-exports", description="Key prefix of archives.")
+    user_export_url_lifetime_seconds: int = Field(
+        default=4 * 24 * 3600,
+        ge=60,
+        le=7 * 24 * 3600,
+        description="Lifetime of a presigned download URL (S3 allows 7 days at most).",
+    )
+    user_export_retention_days: float = Field(
+        default=7.0, gt=0, description="A ready archive is deleted (and marked expired) after."
+    )
+    user_export_volume_bytes: int = Field(
+        default=2 * 1024**3,
+        ge=1,
+        description="An archive past this size continues in a new numbered volume.",
+    )
+    user_export_rate_limit: int = Field(
+        default=5, ge=1, description="Exports one user may request per rate window."
+    )
+    user_export_rate_window_seconds: int = Field(default=24 * 3600, ge=1)
+    user_export_housekeeping_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often beat or the scheduler loop publishes queued exports and "
+        "deletes expired archives.",
+    )
+
     @field_validator("eligible_countries", mode="before")
     @classmethod
     def _parse_countries(cls, value: object) -> object:

@@ -3,7 +3,9 @@
 It does what beat does: a tick every ``scheduler_tick_seconds``, the reconciler every
 ``max(30, reconcile_after_seconds // 2)`` seconds and the feed's retention every
 ``feed_retention_interval_seconds``; given ``enqueue_deliveries``, the events dispatcher every
-``events_dispatch_interval_seconds`` (its pace is the tick's at most). Several loops (or loops
+``events_dispatch_interval_seconds`` (its pace is the tick's at most); given
+``enqueue_user_exports``, the user exports' housekeeping (publish queued exports, delete expired
+archives) every ``user_export_housekeeping_seconds``. Several loops (or loops
 and beats) may run against one database at once: rows are claimed, not assumed.
 
 Stopping: ``stop()`` (the first SIGINT/SIGTERM) is a warm stop — the tick in hand finishes
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from portability.events.dispatch import EnqueueDeliveries, dispatch_events
 from portability.events.retention import purge_events
+from portability.user_exports import EnqueueExports, user_export_housekeeping
 from schedules.reconcile import reconcile_runs
 from schedules.runtime import SchedulerRuntime
 from schedules.tick import EnqueueRuns, TickResult, run_tick
@@ -65,6 +68,7 @@ class SchedulerLoop:
         clock: Callable[[], float] = time.monotonic,
         probe: SchedulerProbe | None = None,
         enqueue_deliveries: EnqueueDeliveries | None = None,
+        enqueue_user_exports: EnqueueExports | None = None,
     ) -> None:
         settings = runtime.settings
         self._runtime = runtime
@@ -75,6 +79,7 @@ class SchedulerLoop:
         self._clock = clock
         self._probe = probe
         self._enqueue_deliveries = enqueue_deliveries
+        self._enqueue_user_exports = enqueue_user_exports
         self._stopping = threading.Event()
         self.ticks = 0
         self.failures = 0
@@ -88,7 +93,7 @@ class SchedulerLoop:
         self._stopping.set()
 
     def run(self) -> None:
-        next_reconcile = next_retention = next_dispatch = self._clock()
+        next_reconcile = next_retention = next_dispatch = next_exports = self._clock()
         while not self.is_stopping:
             started = self._clock()
             self._guarded("tick", self._tick)
@@ -96,6 +101,11 @@ class SchedulerLoop:
                 self._guarded("events", self._dispatch)
                 next_dispatch = (
                     self._clock() + self._runtime.settings.events_dispatch_interval_seconds
+                )
+            if self._enqueue_user_exports is not None and self._clock() >= next_exports:
+                self._guarded("user exports", self._user_exports)
+                next_exports = (
+                    self._clock() + self._runtime.settings.user_export_housekeeping_seconds
                 )
             if not self.is_stopping and self._clock() >= next_reconcile:
                 self._guarded("reconcile", self._reconcile)
@@ -120,6 +130,12 @@ class SchedulerLoop:
     def _dispatch(self) -> None:
         assert self._enqueue_deliveries is not None
         dispatch_events(self._runtime.settings, self._runtime.sessions, self._enqueue_deliveries)
+
+    def _user_exports(self) -> None:
+        assert self._enqueue_user_exports is not None
+        user_export_housekeeping(
+            self._runtime.settings, self._runtime.sessions, self._enqueue_user_exports
+        )
 
     def _reconcile(self) -> None:
         sent = reconcile_runs(self._runtime, self._enqueue)

@@ -13,4 +13,5 @@ pytest_plugins = [
     "tests.fixtures.web",
     "tests.fixtures.browser",
     "tests.fixtures.webhooks",
+    "tests.fixtures.user_exports",
 ]

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from workers.app import app, celery_enqueue, create_app, enqueue_runs, scheduler_probe
 from workers.events import celery_enqueue_deliveries
+from workers.user_exports import celery_enqueue_user_exports
 
 __all__ = [
     "app",
     "celery_enqueue",
     "celery_enqueue_deliveries",
+    "celery_enqueue_user_exports",
     "create_app",
     "enqueue_runs",
     "scheduler_probe",

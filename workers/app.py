@@ -208,3 +208,6 @@ def scheduler_probe(settings: Settings, engine: Engine) -> tuple[Any, Callable[[
 
 # The webhook delivery task registers itself on this app (its own queue: workers/events.py).
 import workers.events  # noqa: E402, F401
+
+# The "download your data" task too (its own queue: workers/user_exports.py).
+from workers import user_exports as _user_exports  # noqa: E402, F401

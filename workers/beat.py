@@ -5,8 +5,9 @@ expire there), so beat itself claims due schedules, writes their runs and enqueu
 ``PORTABILITY_SCHEDULER_TICK_SECONDS``, and re-enqueues lost runs every half
 ``PORTABILITY_RECONCILE_AFTER_SECONDS``, and applies the change feed's retention every
 ``PORTABILITY_FEED_RETENTION_INTERVAL_SECONDS``, and dispatches events to webhook endpoints every
-``PORTABILITY_EVENTS_DISPATCH_INTERVAL_SECONDS``. Several beats at once are safe: schedules
-are claimed row by row (``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
+``PORTABILITY_EVENTS_DISPATCH_INTERVAL_SECONDS``, and publishes queued user exports and
+deletes expired archives every ``PORTABILITY_USER_EXPORT_HOUSEKEEPING_SECONDS``. Several beats
+at once are safe: schedules are claimed row by row (``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class TickingScheduler(beat.Scheduler):  # type: ignore[misc]
         self._next_retention = 0.0
         self._probe: Any = None
         self._next_dispatch = 0.0
+        self._next_user_exports = 0.0
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         wait = float(super().tick(*args, **kwargs))  # other beat entries, if any are configured
@@ -46,10 +48,13 @@ class TickingScheduler(beat.Scheduler):  # type: ignore[misc]
         if now >= self._next_dispatch:
             self._next_dispatch = now + settings.events_dispatch_interval_seconds
             self._guarded(probe, "events", lambda: _dispatch(runtime()))
+        if now >= self._next_user_exports:
+            self._next_user_exports = now + settings.user_export_housekeeping_seconds
+            self._guarded(probe, "user exports", lambda: _user_exports(runtime()))
         if now >= self._next_retention:
             self._next_retention = now + settings.feed_retention_interval_seconds
             self._guarded(probe, "retention", lambda: _retention(runtime()))
-        upcoming = min(self._next_tick, self._next_dispatch)
+        upcoming = min(self._next_tick, self._next_dispatch, self._next_user_exports)
         return min(wait, max(0.05, upcoming - time.monotonic()))
 
     def _make_probe(self) -> Any:
@@ -96,6 +101,13 @@ def _dispatch(runtime: Any) -> None:
     from workers.events import enqueue_deliveries
 
     dispatch_events(runtime.settings, runtime.sessions, enqueue_deliveries)
+
+
+def _user_exports(runtime: Any) -> None:
+    from portability.user_exports import user_export_housekeeping
+    from workers.user_exports import enqueue_user_exports
+
+    user_export_housekeeping(runtime.settings, runtime.sessions, enqueue_user_exports)
 
 
 def _retention(runtime: Any) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
+from pydantic import SecretStr
 from sqlalchemy import text
 
 from portability.categories import Category
@@ -178,6 +179,9 @@ def main() -> int:
         pseudonyms = Pseudonymizer(settings.resolved_pseudonym_key(), ids[0], user_id)
         published = [signer.public_key() for signer in load_signers(settings)]
         matches = _consume_and_compare(s3, bucket, demo_dir, engine, user_id, pseudonyms, published)
+
+        step(10, "The user downloads their own data (no app, no grant)")
+        download_ready = _download_your_data(settings, s3, user_id)
     finally:
         if worker is not None:
             _stop_worker(worker)
@@ -185,7 +189,48 @@ def main() -> int:
 
     _summary(first, second, changes, matches, time.monotonic() - started, s3, bucket, demo_dir)
     succeeded = first.status == second.status == third.status == RunStatus.SUCCEEDED
-    return 0 if matches and succeeded else 1
+    return 0 if matches and succeeded and download_ready else 1
+
+
+def _download_your_data(settings: Settings, s3: LocalS3, user_id: str) -> bool:
+    """A user export into its own bucket on the demo's S3, run in this process (a worker on
+    the ``portability.user_exports`` queue runs it in production)."""
+    from portability.db.base import utcnow
+    from portability.runtime import Runtime
+    from portability.user_exports import download_links, lifecycle, open_export_bucket
+    from portability.user_exports.run import run_user_export
+
+    exports = settings.model_copy(
+        update={
+            "user_export_endpoint_url": s3.endpoint_url,
+            "user_export_bucket": s3.create_bucket("portability-user-exports"),
+            "user_export_region": s3.region,
+            "user_export_access_key_id": SecretStr(s3.access_key_id),
+            "user_export_secret_access_key": SecretStr(s3.secret_access_key),
+        }
+    )
+    runtime = Runtime.from_settings(exports)
+    try:
+        with runtime.sessions.begin() as session:
+            export_id = lifecycle.request_export(
+                session, exports, user_id=user_id, categories="all", now=utcnow()
+            ).id
+        outcome = run_user_export(runtime, export_id)
+        with runtime.sessions() as session:
+            row = lifecycle.get_export(session, export_id, user_id=user_id)
+            if outcome.status != "ready":
+                say(f"  export {export_id} is {row.status}: {row.error}")
+                return False
+            [link, *_] = download_links(open_export_bucket(exports), row, exports, now=utcnow())
+            say(
+                f"  export {export_id}: {row.records:,} records in {row.volumes} ZIP volume(s), "
+                f"{row.size_bytes:,} bytes, with a README and a SHA-256 manifest"
+            )
+            say(f"  download link (valid until {link.expires_at:%Y-%m-%d %H:%M} UTC):")
+            say(f"    {link.url[:100]}...")
+        return True
+    finally:
+        runtime.engine.dispose()
 
 
 def _worker_env(settings: Settings) -> dict[str, str]:

@@ -26,6 +26,7 @@ from portability.api import (
     runs,
     schedules,
     transfers,
+    user_exports,
 )
 from portability.api._context import ApiContext, Enqueue, ProbeDestination
 from portability.api._keycache import KeyCache
@@ -126,6 +127,7 @@ def create_app(
     ):
         app.include_router(module.router)
     app.include_router(internal.router)
+    app.include_router(user_exports.router)
     # The user's side: the consent flow, the connected-apps page and /oauth/token, served by
     # the same ASGI app (their own strict headers; not part of the developer API's schema).
     app.include_router(create_web_router(settings, sessions=context.sessions))

@@ -38,6 +38,7 @@ GROUPS: tuple[str, ...] = (
     "streams",
     "health",
     "events",
+    "exports",
 )
 
 app = typer.Typer(

@@ -69,7 +69,7 @@ def run_cmd(
     from portability.logs import configure
     from schedules import DatabaseRuntime
     from schedules.loop import ColdStop, SchedulerLoop
-    from workers import celery_enqueue_deliveries, scheduler_probe
+    from workers import celery_enqueue_deliveries, celery_enqueue_user_exports, scheduler_probe
 
     configure_logging(debug=STATE.debug, long_running=True)
     settings = load_settings()
@@ -82,6 +82,7 @@ def run_cmd(
         tick_seconds=tick_seconds,
         probe=probe,
         enqueue_deliveries=celery_enqueue_deliveries(settings),
+        enqueue_user_exports=celery_enqueue_user_exports(settings),
     )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

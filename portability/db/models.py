@@ -555,3 +555,4 @@ from portability.db.event_models import (  # noqa: E402, F401
     WebhookDelivery,
     WebhookEndpoint,
 )
+from portability.db.user_export_models import UserExport  # noqa: E402, F401

@@ -303,6 +303,17 @@ class S3Destination:
                 f"{len(payload)} written: the endpoint does not behave like S3"
             )
 
+    def presigned_get(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
+        """A time-limited GET URL for ``key`` (signed locally: no request is made). With
+        ``filename``, the download is offered under that name (``Content-Disposition``)."""
+        params: dict[str, Any] = {"Bucket": self._config.bucket, "Key": key}
+        if filename:
+            params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+        with self._seam(key):
+            return self._client.generate_presigned_url(
+                "get_object", Params=params, ExpiresIn=expires_in
+            )
+
     # -- multipart steps: the MultipartCalls that S3Upload drives ----------------------
 
     def create_multipart(self, key: str, metadata: dict[str, str]) -> str:

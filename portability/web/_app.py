@@ -15,6 +15,7 @@ from portability.web._account import add_account_routes
 from portability.web._consent import add_consent_routes
 from portability.web._context import WebContext, page_route_class
 from portability.web._describe import when
+from portability.web._downloads import add_download_routes
 from portability.web._session import SessionCodec
 from portability.web._signin import add_signin_routes
 from portability.web._token import add_token_route
@@ -46,6 +47,7 @@ def create_web_router(
     add_signin_routes(router, context)
     add_consent_routes(router, context)
     add_account_routes(router, context)
+    add_download_routes(router, context)
     add_token_route(router, context)
     return router
 

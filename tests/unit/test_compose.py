@@ -17,7 +17,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-OURS = ("migrate", "api", "worker", "events-worker", "beat")
+OURS = ("migrate", "api", "worker", "events-worker", "user-exports-worker", "beat")
 LONG_RUNNING = ("postgres", "redis", "seaweedfs", "api", "worker", "beat", "flower")
 #: ``${NAME:-default}`` / ``${NAME-default}``: a variable with a fallback value.
 DEFAULTED = re.compile(r"\$\{(?P<name>[A-Z0-9_]+):?-(?P<default>[^}]*)\}")
@@ -41,6 +41,7 @@ def test_the_stack_has_the_services_an_operator_runs():
         "api",
         "worker",
         "events-worker",
+        "user-exports-worker",
         "beat",
         "flower",
     }
@@ -171,6 +172,20 @@ def test_webhook_deliveries_have_a_worker_of_their_own_and_exports_do_not_share_
     events, exports = services["events-worker"]["command"], services["worker"]["command"]
     assert events[events.index("-Q") + 1] == EVENTS_QUEUE
     assert "-Q" not in exports  # the default queue only: exports never wait behind webhooks
+
+
+def test_user_exports_have_a_worker_of_their_own_on_their_queue():
+    from workers.user_exports import USER_EXPORTS_QUEUE
+
+    command = compose()["services"]["user-exports-worker"]["command"]
+    assert command[command.index("-Q") + 1] == USER_EXPORTS_QUEUE
+
+
+def test_the_export_bucket_is_configured_for_every_process_of_ours():
+    services = compose()["services"]
+    for key in ("PORTABILITY_USER_EXPORT_BUCKET", "PORTABILITY_USER_EXPORT_SECRET_ACCESS_KEY"):
+        values = {services[name]["environment"][key] for name in OURS}
+        assert len(values) == 1 and "" not in values, key
 
 
 def test_the_image_installs_every_package_of_the_layout():
