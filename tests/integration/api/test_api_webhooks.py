@@ -113,9 +113,7 @@ def test_a_create_retried_with_its_idempotency_key_makes_no_twin_and_repeats_no_
     assert len(developer.get("/v1/webhook-endpoints").json()["items"]) == 1
 
 
-def test_an_endpoint_changes_its_types_and_description_and_is_disabled_and_enabled(
-    api, receiver
-):
+def test_an_endpoint_changes_its_types_and_description_and_is_disabled_and_enabled(api, receiver):
     developer = api.developer()
     endpoint = register(developer, receiver.url)
     path = f"/v1/webhook-endpoints/{endpoint['id']}"
@@ -144,9 +142,7 @@ def test_an_unknown_event_type_is_refused(api, receiver):
     assert (response.status_code, response.json()["field"]) == (422, "event_types.0")
 
 
-def test_an_endpoint_failing_for_the_whole_window_shows_as_disabled_and_why(
-    make_api, receiver
-):
+def test_an_endpoint_failing_for_the_whole_window_shows_as_disabled_and_why(make_api, receiver):
     api = make_api(webhook_retry_window_seconds=1, webhook_retry_base_seconds=5)
     runtime = Runtime.from_settings(api.settings)
     developer = api.developer()
