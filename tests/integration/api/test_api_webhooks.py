@@ -5,6 +5,8 @@ verifies every signature with the ``standardwebhooks`` package."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from portability.events.dispatch import dispatch_events
@@ -284,3 +286,16 @@ def test_a_deleted_endpoint_is_gone_with_its_deliveries(api, receiver):
     assert deleted.status_code == 204
     assert developer.get(path).status_code == 404
     assert developer.get(f"{path}/deliveries").status_code == 404
+
+
+def test_no_signing_secret_appears_in_a_log_line(api, receiver, caplog):
+    caplog.set_level(logging.DEBUG)
+    developer = api.developer()
+    endpoint = register(developer, receiver.url)
+
+    rotated = developer.post(f"/v1/webhook-endpoints/{endpoint['id']}/rotate-secret").json()
+    developer.get(f"/v1/webhook-endpoints/{endpoint['id']}")
+    developer.post("/v1/webhook-endpoints", json={"url": receiver.url, "event_types": []})
+
+    logged = "\n".join(record.getMessage() + str(record.exc_info) for record in caplog.records)
+    assert endpoint["secret"] not in logged and rotated["secret"] not in logged
