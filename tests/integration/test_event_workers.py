@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,60 @@ def test_an_events_worker_killed_mid_delivery_leaves_the_event_to_be_delivered_w
     assert delivered.verified(secret)["type"] == "authorization.created"
     assert {r.id for r in receiver.requests} == {delivered.id}
     assert [r.status for r in receiver.requests] == [503, 204]
+
+
+@pytest.fixture
+def workers_api(make_api, events_env):
+    """The developer API of the workers' deployment: their database and keys, publishing
+    deliveries to their broker through ``workers.celery_enqueue_deliveries``, as
+    ``portability api`` does."""
+    from workers import celery_enqueue_deliveries
+
+    return make_api(
+        enqueue_deliveries=celery_enqueue_deliveries(settings_of(events_env)),
+        encryption_key=events_env["PORTABILITY_ENCRYPTION_KEY"],
+        webhook_secret_overlap_seconds=4,
+    )
+
+
+def test_an_endpoint_registered_through_the_api_gets_its_test_event_from_an_events_worker(
+    events_env, start_worker, workers_api, receiver
+):
+    start_worker("-Q", EVENTS_QUEUE, env=events_env, name="events")  # no beat: the API publishes
+    developer = workers_api.developer()
+    endpoint = developer.post("/v1/webhook-endpoints", json={"url": receiver.url}).json()
+    deliveries = f"/v1/webhook-endpoints/{endpoint['id']}/deliveries"
+
+    queued = developer.post(f"/v1/webhook-endpoints/{endpoint['id']}/test").json()
+
+    (request,) = receiver.wait_for(1, timeout=30)
+    assert request.id == queued["event_id"]
+    assert request.verified(endpoint["secret"])["type"] == "webhook.test"
+    wait_until(
+        lambda: developer.get(deliveries).json()["items"][0]["status"] == "succeeded",
+        timeout=10,
+        what="the delivery recorded as succeeded",
+    )
+    (shown,) = developer.get(deliveries).json()["items"]
+    assert (shown["attempts"], shown["response_code"]) == (1, 204)
+
+
+def test_after_a_rotation_through_the_api_both_secrets_verify_until_the_overlap_ends(
+    events_env, start_worker, workers_api, receiver
+):
+    start_worker("-Q", EVENTS_QUEUE, env=events_env, name="events")
+    developer = workers_api.developer()
+    endpoint = developer.post("/v1/webhook-endpoints", json={"url": receiver.url}).json()
+    path = f"/v1/webhook-endpoints/{endpoint['id']}"
+
+    rotated = developer.post(f"{path}/rotate-secret").json()
+    developer.post(f"{path}/test")
+    (during,) = receiver.wait_for(1, timeout=30)
+    overlap_end = datetime.fromisoformat(rotated["previous_secret_expires_at"])
+    wait_until(lambda: datetime.now(UTC) > overlap_end, timeout=10, what="the overlap's end")
+    developer.post(f"{path}/test")
+    _, after = receiver.wait_for(2, timeout=30)
+
+    old, new = endpoint["secret"], rotated["secret"]
+    assert (during.verifies_with(old), during.verifies_with(new)) == (True, True)
+    assert (after.verifies_with(old), after.verifies_with(new)) == (False, True)
