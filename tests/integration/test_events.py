@@ -15,11 +15,12 @@ from sqlalchemy import func, select, text
 
 from portability import registry, webhooks
 from portability.db.base import utcnow
-from portability.db.models import Access, Event, RunStatus, Schedule
+from portability.db.models import Access, AppStatus, Event, RunStatus, Schedule
 from portability.destinations.memory import MemoryDestination
 from portability.errors import DestinationPermanentError
 from portability.events.dispatch import dispatch_events
 from portability.events.send import attempt_delivery
+from portability.review import review_app
 from portability.streams import request_replay
 from schedules import run_tick
 from tests.fixtures.transfers import run_to_end
@@ -246,3 +247,94 @@ def test_an_event_is_not_recorded_when_its_state_change_rolls_back(hooked):
         )
         schedules = session.scalar(select(func.count()).select_from(Schedule))
     assert (removed, schedules) == (0, 0)
+
+
+def schedule_for(transfer) -> int:
+    with transfer.runtime.sessions.begin() as session:
+        return registry.create_schedule(
+            session,
+            app_id=transfer.app_id,
+            authorization_id=transfer.authorization_id,
+            destination_id=transfer.destination_id,
+            categories="posts",
+            cron="0 * * * *",
+        ).id
+
+
+def review(transfer, decision: AppStatus) -> None:
+    """What ``portability apps suspend|approve`` does, in its one transaction."""
+    with transfer.runtime.sessions.begin() as session:
+        review_app(session, transfer.app_id, decision, actor="staff@test", note="abuse report 17")
+
+
+def another_grant(transfer, user_id: str, *, revoked: bool = False) -> int:
+    with transfer.runtime.sessions.begin() as session:
+        registry.add_user(session, user_id=user_id, country="DE")
+        grant = registry.grant(
+            session,
+            user_id=user_id,
+            app_id=transfer.app_id,
+            categories="posts",
+            access="ongoing",
+            eligible_countries={"DE"},
+        )
+        if revoked:
+            registry.revoke_grant(session, grant.id)
+        return grant.id
+
+
+def test_suspending_an_app_tells_at_once_of_each_live_grant_removed_and_schedule_disabled(
+    hooked, receiver
+):
+    transfer, secret = hooked
+    schedule_id = schedule_for(transfer)
+    second = another_grant(transfer, "u-second")
+    revoked = another_grant(transfer, "u-revoked", revoked=True)
+
+    review(transfer, AppStatus.SUSPENDED)
+    deliver_all(transfer.runtime)  # no run, no tick: only what the suspension recorded
+
+    removed = receiver.of_type("authorization.removed", secret)
+    by_reason = sorted((p["data"]["reason"], p["data"]["authorization_id"]) for p in removed)
+    assert by_reason == sorted(
+        [
+            ("app_suspended", transfer.authorization_id),
+            ("app_suspended", second),
+            ("user_revoked", revoked),  # at its revocation; it was no longer live
+        ]
+    )
+    (disabled,) = receiver.of_type("schedule.disabled", secret)
+    assert (disabled["data"]["schedule_id"], disabled["data"]["reason"]) == (
+        schedule_id,
+        "app_suspended",
+    )
+
+
+def test_a_run_and_a_tick_meeting_the_suspension_later_send_nothing_twice(hooked, receiver):
+    transfer, secret = hooked
+    schedule_for(transfer)
+    run_id = transfer.new_run()
+
+    review(transfer, AppStatus.SUSPENDED)
+    assert run_to_end(transfer, run_id) == RunStatus.CANCELLED
+    run_tick(transfer.runtime, lambda ids: None, now=utcnow() + timedelta(days=1))
+    deliver_all(transfer.runtime)
+
+    (cancelled,) = receiver.of_type("run.cancelled", secret)
+    assert cancelled["data"]["run_id"] == run_id
+    assert [p["data"]["reason"] for p in receiver.of_type("authorization.removed", secret)] == [
+        "app_suspended"
+    ]
+    assert len(receiver.of_type("schedule.disabled", secret)) == 1
+
+
+def test_an_app_suspended_again_after_approval_tells_its_developer_again(hooked, receiver):
+    transfer, secret = hooked
+
+    review(transfer, AppStatus.SUSPENDED)
+    review(transfer, AppStatus.APPROVED)
+    review(transfer, AppStatus.SUSPENDED)
+    deliver_all(transfer.runtime)
+
+    removed = receiver.of_type("authorization.removed", secret)
+    assert [p["data"]["reason"] for p in removed] == ["app_suspended"] * 2
