@@ -20,7 +20,9 @@ from portability.destinations.memory import MemoryDestination
 from portability.errors import DestinationPermanentError
 from portability.events.dispatch import dispatch_events
 from portability.events.send import attempt_delivery
+from portability.platform.mutate import mutate
 from portability.review import review_app
+from portability.sources.retention import apply_retention
 from portability.streams import request_replay
 from schedules import run_tick
 from tests.fixtures.transfers import run_to_end
@@ -37,10 +39,8 @@ def deliver_all(runtime) -> list[int]:
     return sent
 
 
-@pytest.fixture
-def hooked(pg_engine, make_transfer, receiver):
-    """A transfer whose app has an endpoint on the receiver: (transfer, secret)."""
-    transfer = make_transfer(pg_engine, MemoryDestination(), records=40)
+def hook(transfer, receiver) -> str:
+    """Register the receiver as the transfer's app's endpoint; its secret."""
     runtime = transfer.runtime
     with runtime.sessions.begin() as session:
         _, secret = webhooks.create_endpoint(
@@ -51,7 +51,14 @@ def hooked(pg_engine, make_transfer, receiver):
             policy=runtime.settings.endpoint_policy,
         )
     deliver_all(runtime)  # authorization.created of the setup
-    return transfer, secret
+    return secret
+
+
+@pytest.fixture
+def hooked(pg_engine, make_transfer, receiver):
+    """A transfer whose app has an endpoint on the receiver: (transfer, secret)."""
+    transfer = make_transfer(pg_engine, MemoryDestination(), records=40)
+    return transfer, hook(transfer, receiver)
 
 
 def test_a_successful_run_sends_run_succeeded_with_its_categories_and_the_pseudonym(
@@ -338,3 +345,54 @@ def test_an_app_suspended_again_after_approval_tells_its_developer_again(hooked,
 
     removed = receiver.of_type("authorization.removed", secret)
     assert [p["data"]["reason"] for p in removed] == ["app_suspended"] * 2
+
+
+def test_a_lost_history_replay_sends_stream_replayed_lost_history(hooked, receiver):
+    transfer, secret = hooked
+    run_to_end(transfer, transfer.new_run())
+    for info in list(transfer.destination.list_objects("")):  # the developer's bucket wiped
+        transfer.destination.delete_object(info.key)
+
+    run_to_end(transfer, transfer.new_run())
+    deliver_all(transfer.runtime)
+
+    reasons = [p["data"]["reason"] for p in receiver.of_type("stream.replayed", secret)]
+    assert sorted(set(reasons)) == ["first_delivery", "lost_history"]
+    assert reasons.count("lost_history") == 4  # one per category
+
+
+def test_a_stream_behind_the_feed_retention_sends_stream_replayed_behind_retention(
+    sqlite_engine, make_transfer, receiver
+):
+    # The embedded database: on a shared PostgreSQL server another database's open
+    # transaction would hold the retention horizon back.
+    transfer = make_transfer(sqlite_engine, MemoryDestination(), records=40)
+    secret = hook(transfer, receiver)
+    run_to_end(transfer, transfer.new_run())
+    mutate(sqlite_engine, user_id=transfer.user_id, updates=4, deletes=1, seed=3)
+    start = utcnow()
+    apply_retention(sqlite_engine, retention_days=30, now=start)  # marks above the new changes
+    apply_retention(sqlite_engine, retention_days=30, now=start + timedelta(days=31))
+
+    run_to_end(transfer, transfer.new_run())
+    deliver_all(transfer.runtime)
+
+    reasons = [p["data"]["reason"] for p in receiver.of_type("stream.replayed", secret)]
+    assert reasons.count("behind_retention") == 4, reasons  # one per category
+
+
+def test_a_run_for_a_user_no_longer_eligible_sends_authorization_removed_user_not_eligible(
+    hooked, receiver
+):
+    transfer, secret = hooked
+    with transfer.runtime.sessions.begin() as session:  # the platform says they moved away
+        registry.upsert_user(session, user_id=transfer.user_id, country="US")
+
+    assert run_to_end(transfer, transfer.new_run()) == RunStatus.CANCELLED
+    deliver_all(transfer.runtime)
+
+    (removed,) = receiver.of_type("authorization.removed", secret)
+    assert (removed["data"]["reason"], removed["data"]["user"]) == (
+        "user_not_eligible",
+        transfer.pseudonym,
+    )
