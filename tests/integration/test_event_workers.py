@@ -234,3 +234,119 @@ def test_after_a_rotation_through_the_api_both_secrets_verify_until_the_overlap_
     old, new = endpoint["secret"], rotated["secret"]
     assert (during.verifies_with(old), during.verifies_with(new)) == (True, True)
     assert (after.verifies_with(old), after.verifies_with(new)) == (False, True)
+
+
+def s3_transfer(make_transfer, pg_url, s3_endpoint, settings, bucket: str):
+    """A transfer to ``bucket`` on the test S3 server, registered as a developer would."""
+    return make_transfer(
+        make_engine(pg_url),
+        S3Destination(s3_endpoint.config(bucket)),
+        records=20,
+        categories="posts",
+        settings=settings,
+        bucket=bucket,
+        endpoint_url=s3_endpoint.endpoint_url,
+        access_key_id=s3_endpoint.access_key_id,
+        secret_access_key=s3_endpoint.secret_access_key,
+    )
+
+
+def hook(transfer, url: str) -> str:
+    with transfer.runtime.sessions.begin() as session:
+        _, secret = webhooks.create_endpoint(
+            session,
+            transfer.runtime.box,
+            app_id=transfer.app_id,
+            url=url,
+            policy=transfer.runtime.settings.endpoint_policy,
+        )
+    return secret
+
+
+def test_a_run_failing_on_a_missing_bucket_is_announced_as_run_failed_and_destination_failing(
+    events_env, start_worker, start_beat, make_transfer, s3_endpoint, receiver, pg_url
+):
+    env = dict(events_env, PORTABILITY_EVENTS_DESTINATION_FAILING_AFTER="1")
+    settings = settings_of(env)
+    transfer = s3_transfer(make_transfer, pg_url, s3_endpoint, settings, "no-such-bucket-x1")
+    secret = hook(transfer, receiver.url)
+    start_worker(env=env, name="exports")
+    start_worker("-Q", EVENTS_QUEUE, env=env, name="events")
+    start_beat(env=env)
+    from workers.app import EXPORT_TASK, create_app
+
+    run_id = transfer.new_run()
+    create_app(settings).send_task(EXPORT_TASK, args=[run_id])
+
+    wait_until(lambda: receiver.of_type("destination.failing", secret), timeout=60, what="failing")
+    (failed,) = receiver.of_type("run.failed", secret)
+    assert (failed["data"]["run_id"], failed["data"]["failure_reason"]) == (
+        run_id,
+        "destination_permanent",
+    )
+    (failing,) = receiver.of_type("destination.failing", secret)
+    assert failing["data"]["destination_id"] == transfer.destination_id
+    assert failing["data"]["run_ids"] == [run_id]
+
+
+def test_suspending_an_app_through_the_cli_is_announced_once_though_a_worker_meets_it_later(
+    events_env,
+    start_worker,
+    start_beat,
+    make_transfer,
+    s3_endpoint,
+    make_bucket,
+    receiver,
+    pg_url,
+    cli,
+):
+    settings = settings_of(events_env)
+    transfer = s3_transfer(make_transfer, pg_url, s3_endpoint, settings, make_bucket(s3_endpoint))
+    secret = hook(transfer, receiver.url)
+    with transfer.runtime.sessions.begin() as session:
+        schedule_id = registry.create_schedule(
+            session,
+            app_id=transfer.app_id,
+            authorization_id=transfer.authorization_id,
+            destination_id=transfer.destination_id,
+            categories="posts",
+            cron="@daily",
+        ).id
+    run_id = transfer.new_run()  # queued before the suspension, taken by a worker after it
+    from workers.app import EXPORT_TASK, create_app
+
+    create_app(settings).send_task(EXPORT_TASK, args=[run_id])
+    suspended = cli(
+        "apps",
+        "suspend",
+        transfer.app_id,
+        "--note",
+        "abuse report 17",
+        env={**events_env, "PORTABILITY_ACTOR": "staff-alice"},
+    )
+    assert suspended.exit_code == 0, suspended.stderr
+    start_worker(env=events_env, name="exports")
+    start_worker("-Q", EVENTS_QUEUE, env=events_env, name="events")
+    start_beat(env=events_env)
+
+    wait_until(lambda: receiver.of_type("run.cancelled", secret), timeout=60, what="cancelled")
+    (removed,) = receiver.of_type("authorization.removed", secret)
+    assert (removed["data"]["authorization_id"], removed["data"]["reason"]) == (
+        transfer.authorization_id,
+        "app_suspended",
+    )
+    (disabled,) = receiver.of_type("schedule.disabled", secret)
+    assert (disabled["data"]["schedule_id"], disabled["data"]["reason"]) == (
+        schedule_id,
+        "app_suspended",
+    )
+    (cancelled,) = receiver.of_type("run.cancelled", secret)
+    assert (cancelled["data"]["run_id"], cancelled["data"]["failure_reason"]) == (
+        run_id,
+        "consent",
+    )
+    with transfer.runtime.engine.connect() as conn:  # nothing more owed or recorded
+        removals = conn.execute(
+            text("SELECT count(*) FROM events WHERE type = 'authorization.removed'")
+        ).scalar_one()
+    assert removals == 1
