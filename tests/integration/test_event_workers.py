@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import itertools
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -350,3 +353,44 @@ def test_suspending_an_app_through_the_cli_is_announced_once_though_a_worker_mee
             text("SELECT count(*) FROM events WHERE type = 'authorization.removed'")
         ).scalar_one()
     assert removals == 1
+
+
+KILLED_AFTER_COMMIT = """
+import os, signal
+from portability import registry
+from portability.runtime import Runtime
+from portability.settings import Settings
+
+runtime = Runtime.from_settings(Settings())
+with runtime.sessions.begin() as session:
+    registry.add_user(session, user_id="u1", country="DE")
+    registry.grant(session, user_id="u1", app_id={app_id}, categories="posts",
+                   access="ongoing", eligible_countries={{"DE"}})
+os.kill(os.getpid(), signal.SIGKILL)  # the moment the state change has committed
+"""
+
+
+def test_a_process_killed_right_after_its_state_change_commits_still_has_its_event_delivered(
+    events_env, start_worker, start_beat, runtime, receiver
+):
+    app_id, secret = app_with_endpoint(runtime, receiver.url)
+    start_worker("-Q", EVENTS_QUEUE, env=events_env, name="events")
+    start_beat(env=events_env)
+
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_COMMIT.format(app_id=app_id)],
+        env=events_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (delivered,) = receiver.wait_for(1, timeout=60)
+    with runtime.engine.connect() as conn:
+        recorded = conn.execute(
+            text("SELECT id FROM events WHERE type = 'authorization.created'")
+        ).scalar_one()
+    assert delivered.id == recorded
+    assert delivered.verified(secret)["type"] == "authorization.created"
