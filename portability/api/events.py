@@ -119,7 +119,7 @@ def redeliver(
 
     def make(session: Session) -> tuple[BaseModel, list[int]]:
         made = webhooks.redeliver(session, caller.app_id, event_id, endpoint_id=body.endpoint_id)
-        published.extend(made)
+        published[:] = made
         if ctx.publishes_deliveries:
             webhooks.mark_enqueued(session, made)
         views = webhooks.deliveries_by_id(session, caller.app_id, made)

@@ -164,7 +164,7 @@ def create(
     host resolving to a loopback, private, link-local, CGNAT, ULA or metadata address) is a
     422 naming the problem. A retry with the same `Idempotency-Key` answers with the same
     endpoint, without its secret (it is never stored in the clear)."""
-    secrets: list[str] = []
+    made: dict[int, str] = {}
 
     def make(session: Session) -> tuple[BaseModel, list[int]]:
         with _refusal_names_url():
@@ -177,14 +177,16 @@ def create(
                 description=body.description,
                 policy=ctx.settings.endpoint_policy,
             )
-        secrets.append(secret)
+        made[view.id] = secret
+        # What the Idempotency-Key record keeps: everything but the secret.
         return EndpointCreatedOut(**EndpointOut.of(view).model_dump(), secret=None), []
 
     response = create_once(ctx, request, owner=caller.app_id, key=key, body=body, create=make)
-    if not secrets:
-        return response  # a replay: the stored answer, without the secret
-    content = {**orjson.loads(bytes(response.body)), "secret": secrets[0]}
-    return Response(orjson.dumps(content), 201, media_type="application/json")
+    content = orjson.loads(bytes(response.body))
+    secret = made.get(content["id"])
+    if secret is None:
+        return response  # a replay (or a concurrent twin's answer): no secret to show
+    return Response(orjson.dumps({**content, "secret": secret}), 201, media_type="application/json")
 
 
 @router.get("", summary="The app's endpoints, newest first")
@@ -265,7 +267,7 @@ def send_test(
 
     def make(session: Session) -> tuple[BaseModel, list[int]]:
         delivery_id = webhooks.send_test_event(session, caller.app_id, endpoint_id)
-        published.append(delivery_id)
+        published[:] = [delivery_id]
         if ctx.publishes_deliveries:
             webhooks.mark_enqueued(session, published)
         (view,) = webhooks.deliveries_by_id(session, caller.app_id, [delivery_id])
