@@ -48,6 +48,7 @@ from portability.platform.seed import seed  # noqa: E402
 from portability.runs import create_run  # noqa: E402
 from portability.runtime import Runtime  # noqa: E402
 from portability.settings import Settings  # noqa: E402
+from portability.signing import new_signing_key_text  # noqa: E402
 
 PG = os.environ.get("PORTABILITY_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("PORTABILITY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
@@ -173,6 +174,7 @@ def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
         PORTABILITY_BROKER_URL=REDIS,
         PORTABILITY_ENCRYPTION_KEY=Fernet.generate_key().decode(),
         PORTABILITY_PSEUDONYM_KEY="bench-pseudonym-key-" + "k" * 32,
+        PORTABILITY_MANIFEST_SIGNING_KEYS=new_signing_key_text(),
         PORTABILITY_ALLOW_HTTP_ENDPOINTS="true",
         PORTABILITY_ALLOW_PRIVATE_ENDPOINTS="true",
     )
@@ -182,6 +184,7 @@ def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
         broker_url=SecretStr(REDIS),
         encryption_key=SecretStr(env["PORTABILITY_ENCRYPTION_KEY"]),
         pseudonym_key=SecretStr(env["PORTABILITY_PSEUDONYM_KEY"]),
+        manifest_signing_keys=SecretStr(env["PORTABILITY_MANIFEST_SIGNING_KEYS"]),
         allow_http_endpoints=True,
         allow_private_endpoints=True,
     )

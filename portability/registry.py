@@ -32,7 +32,12 @@ from portability.db.models import (
 )
 from portability.errors import ConflictError, NotFoundError, ValidationError
 from portability.events import RemovalReason, ScheduleDisabledReason
-from portability.events.producers import grant_created, grant_removed, schedules_disabled
+from portability.events.producers import (
+    app_suspended,
+    grant_created,
+    grant_removed,
+    schedules_disabled,
+)
 from portability.netpolicy import EndpointPolicy
 from portability.timing import first_run_at
 
@@ -105,10 +110,16 @@ def app_for_api_key(session: Session, api_key: str) -> App:
 
 
 def set_app_status(session: Session, app_id: int, status: AppStatus | str) -> App:
-    """Approve, reject or suspend an app; suspending disables its schedules."""
+    """Approve, reject or suspend an app. Suspending disables its schedules and tells its
+    developer at once, in this transaction: ``schedule.disabled`` for each schedule it
+    stops, ``authorization.removed`` (``app_suspended``) for each live grant."""
     app = _get(session, App, app_id)
+    was = app.status
     app.status = AppStatus(status)
-    app.status_changed_at = utcnow()
+    if app.status != was or app.status_changed_at is None:
+        app.status_changed_at = utcnow()  # names the suspension its events are recorded for
+    if app.status == AppStatus.SUSPENDED and was != AppStatus.SUSPENDED:
+        app_suspended(session, app, f"app {app.id} was suspended by the platform's staff")
     if app.status in {AppStatus.SUSPENDED, AppStatus.REJECTED}:
         code = (
             ScheduleDisabledReason.APP_SUSPENDED

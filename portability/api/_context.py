@@ -19,7 +19,7 @@ from portability.crypto import CredentialBox
 from portability.destinations.s3 import S3Config
 from portability.settings import Settings
 
-__all__ = ["ApiContext", "Ctx", "Enqueue", "ProbeDestination"]
+__all__ = ["ApiContext", "Ctx", "Enqueue", "EnqueueDeliveries", "ProbeDestination"]
 
 log = logging.getLogger("portability.api")
 
@@ -27,6 +27,8 @@ log = logging.getLogger("portability.api")
 Enqueue = Callable[[Sequence[int]], None]
 #: Writes, reads back and deletes a probe object; raises ``DestinationError`` with the reason.
 ProbeDestination = Callable[[S3Config], None]
+#: Publishes "webhook delivery N is due" for each id; called only after they are committed.
+EnqueueDeliveries = Callable[[list[int]], object]
 
 
 @dataclass
@@ -40,6 +42,9 @@ class ApiContext:
     keys: KeyCache
     #: Autocommit connections for hot lone reads (``read_rows``); the engine itself on SQLite.
     reader: Engine
+    #: Publishes "delivery N is due" on the events queue after the commit; None leaves new
+    #: webhook deliveries to the dispatcher (within ``events_dispatch_interval_seconds``).
+    enqueue_deliveries: EnqueueDeliveries | None = None
     _compiled: dict[int, str] = field(default_factory=dict)
     _limiter: tuple[object, RateLimiter] | None = None
 
@@ -108,6 +113,21 @@ class ApiContext:
             self.enqueue(run_ids)
         except Exception:
             log.exception("could not enqueue runs %s; the reconciler will", list(run_ids))
+
+    @property
+    def publishes_deliveries(self) -> bool:
+        return self.enqueue_deliveries is not None
+
+    def publish_deliveries(self, delivery_ids: Sequence[int]) -> None:
+        """Publish committed webhook deliveries; a lost publish is the dispatcher's to repeat."""
+        if self.enqueue_deliveries is None or not delivery_ids:
+            return
+        try:
+            self.enqueue_deliveries(list(delivery_ids))
+        except Exception:
+            log.exception(
+                "could not publish webhook deliveries %s; the dispatcher will", list(delivery_ids)
+            )
 
 
 def _context(request: Request) -> ApiContext:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from portability.api._types import MAX_ID
 from portability.errors import ValidationError
 
-__all__ = ["Cursor", "Limit", "Page", "paginate"]
+__all__ = ["Cursor", "Limit", "Page", "decode_key_cursor", "encode_key_cursor", "paginate"]
 
 _T = TypeVar("_T", bound=BaseModel)
 _R = TypeVar("_R")
@@ -52,6 +52,24 @@ def decode_cursor(cursor: str) -> int:
             "cursor is not one this API returned: pass `next_cursor` unchanged", field="cursor"
         ) from None
     return last_id
+
+
+def encode_key_cursor(kind: str, key: str) -> str:
+    """A cursor over rows keyed by text that sorts by creation (event ids)."""
+    return base64.urlsafe_b64encode(f"{kind}:{key}".encode()).decode().rstrip("=")
+
+
+def decode_key_cursor(cursor: str, kind: str, is_key: Callable[[str], bool]) -> str:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        found, _, key = text.partition(":")
+        if found != kind or not is_key(key):
+            raise ValueError(text)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationError(
+            "cursor is not one this API returned: pass `next_cursor` unchanged", field="cursor"
+        ) from None
+    return key
 
 
 def paginate(

@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI
 from portability.api import (
     apps,
     destinations,
+    events,
     grants,
     health,
     internal,
@@ -27,8 +28,9 @@ from portability.api import (
     schedules,
     transfers,
     user_exports,
+    webhook_endpoints,
 )
-from portability.api._context import ApiContext, Enqueue, ProbeDestination
+from portability.api._context import ApiContext, Enqueue, EnqueueDeliveries, ProbeDestination
 from portability.api._keycache import KeyCache
 from portability.api._problems import install, problem_media_type
 from portability.api._types import refuse_unknown_query
@@ -44,7 +46,8 @@ __all__ = ["create_app", "probe_s3"]
 
 API_VERSION = "1.0.0"
 DESCRIPTION = """The developer API of portability: apply for access, register S3-compatible
-destinations, and send the data your users granted you there, once or on a schedule.
+destinations, and send the data your users granted you there, once or on a schedule; hear
+about runs, replays and revocations through signed webhooks (Standard Webhooks).
 
 Authenticate with `Authorization: Bearer <API key>`. Errors are RFC 9457
 `application/problem+json`; branch on `type`. Lists are cursor-paginated (`next_cursor`).
@@ -71,10 +74,12 @@ def create_app(
     *,
     enqueue: Enqueue,
     probe: ProbeDestination | None = None,
+    enqueue_deliveries: EnqueueDeliveries | None = None,
 ) -> FastAPI:
     """The API from explicit parts: ``enqueue`` publishes "run N is due" after each commit (the
     ``portability api`` command passes Celery's, through ``workers``; tests pass a list's
-    ``extend``). The core never imports the workers itself."""
+    ``extend``), ``enqueue_deliveries`` likewise "webhook delivery N is due" (without it the
+    dispatcher publishes them within a second or so). The core never imports the workers."""
     pool = {"pool_size": settings.api_db_pool_size, "max_overflow": settings.api_db_pool_size}
     is_sqlite = settings.resolved_database_url.startswith("sqlite")
     engine = make_engine(settings) if is_sqlite else make_engine(settings, **pool)
@@ -95,6 +100,7 @@ def create_app(
         probe=probe or probe_s3,
         keys=KeyCache(settings.api_key_cache_seconds),
         reader=reader,
+        enqueue_deliveries=enqueue_deliveries,
     )
 
     @asynccontextmanager
@@ -124,6 +130,8 @@ def create_app(
         schedules,
         manifest_keys,
         redirect_uris,
+        webhook_endpoints,
+        events,
     ):
         app.include_router(module.router)
     app.include_router(internal.router)

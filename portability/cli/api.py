@@ -33,7 +33,11 @@ def serve(
         engine = make_engine(settings)
         upgrade(engine)
         engine.dispose()
-    app = create_app(settings, enqueue=celery_enqueue_later(settings))
+    app = create_app(
+        settings,
+        enqueue=celery_enqueue_later(settings),
+        enqueue_deliveries=celery_enqueue_deliveries_later(settings),
+    )
     uvicorn.run(
         app,
         host=host or settings.api_host,
@@ -59,6 +63,25 @@ def celery_enqueue_later(settings: Settings) -> Callable[[Sequence[int]], None]:
 
                 publisher.append(celery_enqueue(settings))
         publisher[0](list(run_ids))
+
+    return enqueue
+
+
+def celery_enqueue_deliveries_later(settings: Settings) -> Callable[[list[int]], None]:
+    """Publish webhook deliveries through the workers' public ``celery_enqueue_deliveries``,
+    connected on the first call (a delivery whose publish failed is the dispatcher's)."""
+    lock = threading.Lock()
+    publisher: list[Callable[[list[int]], None]] = []
+
+    def enqueue(delivery_ids: list[int]) -> None:
+        if not delivery_ids:
+            return
+        with lock:
+            if not publisher:
+                from workers import celery_enqueue_deliveries
+
+                publisher.append(celery_enqueue_deliveries(settings))
+        publisher[0](delivery_ids)
 
     return enqueue
 

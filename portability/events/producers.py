@@ -8,6 +8,8 @@ The seams (each calls exactly one of these, and only when its row really moved):
   after N consecutive permanent failures of one destination;
 - ``portability.export._close.record_delivery`` -> ``stream_replayed``;
 - ``portability.registry.grant`` / ``revoke_grant`` -> ``grant_created`` / ``grant_removed``;
+- ``portability.registry.set_app_status`` (suspending) -> ``app_suspended``:
+  ``authorization.removed`` for each of the app's live grants, at the moment of suspension;
 - ``portability.registry.disable_schedules`` and the scheduler's tick -> ``schedules_disabled``.
 
 Bodies name rows by id and carry no platform user id (``user_id`` goes beside the body and is
@@ -16,7 +18,6 @@ rendered as the app's pseudonym).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -33,14 +34,21 @@ from portability.db.models import (
     Run,
     RunCategory,
     RunStatus,
-    Schedule,
     Stream,
 )
 from portability.errors import FailureReason
+from portability.events._grant_events import (
+    app_suspended,
+    grant_created,
+    grant_removed,
+    schedules_disabled,
+    suspension,
+)
 from portability.events._types import EventType, RemovalReason
 from portability.events.outbox import record_event
 
 __all__ = [
+    "app_suspended",
     "grant_created",
     "grant_removed",
     "run_failed_permanently",
@@ -54,7 +62,6 @@ _RUN_EVENTS = {
     RunStatus.FAILED.value: EventType.RUN_FAILED,
     RunStatus.CANCELLED.value: EventType.RUN_CANCELLED,
 }
-_APP_GONE = {AppStatus.SUSPENDED.value, AppStatus.REJECTED.value}
 
 Conn = Session | Connection
 
@@ -117,16 +124,18 @@ def run_finished(session: Session, run_id: int) -> None:
     ):
         grant_removed(conn, run.authorization_id, RemovalReason.SINGLE_USE_SPENT)
     elif run.status == RunStatus.CANCELLED and run.failure_reason == FailureReason.CONSENT:
-        reason = _why_consent_failed(conn, run)
-        if reason is not None:
-            grant_removed(conn, run.authorization_id, reason)
+        found = _why_consent_failed(conn, run)
+        if found is not None:
+            reason, occasion = found
+            grant_removed(conn, run.authorization_id, reason, occasion=occasion)
 
 
-def _why_consent_failed(conn: Session, run: Run) -> RemovalReason | None:
-    """Which rule of ``portability.consent.check_consent`` the grant now breaks, or None when
-    the grant still stands (a request for categories it does not grant)."""
+def _why_consent_failed(conn: Session, run: Run) -> tuple[RemovalReason, str | None] | None:
+    """Which rule of ``portability.consent.check_consent`` the grant now breaks (and, for a
+    suspension, which one), or None when the grant still stands (a request for categories it
+    does not grant) or its developer was already told."""
     row = conn.execute(
-        select(Authorization, App.status, PlatformUser.id)
+        select(Authorization, App.status, App.status_changed_at, PlatformUser.id)
         .join(App, App.id == Authorization.app_id)
         .outerjoin(PlatformUser, PlatformUser.id == Authorization.user_id)
         .where(Authorization.id == run.authorization_id)
@@ -135,21 +144,24 @@ def _why_consent_failed(conn: Session, run: Run) -> RemovalReason | None:
         return None
     grant: Authorization = row[0]
     now = utcnow()
-    if row.status in _APP_GONE:
-        return RemovalReason.APP_SUSPENDED
+    if row.status == AppStatus.SUSPENDED.value:
+        # Recorded when the app was suspended (``app_suspended``); this finds it there.
+        return RemovalReason.APP_SUSPENDED, suspension(row.status_changed_at)
     if row.status != AppStatus.APPROVED.value:
-        return None  # pending: the grant is not removed, the app just may not receive yet
+        # Pending: not removed, the app just may not receive yet. Rejected: only a suspended
+        # app can be rejected once it holds grants, and its suspension told the developer.
+        return None
     if row.id is None:
-        return RemovalReason.USER_DELETED
+        return RemovalReason.USER_DELETED, None
     if grant.revoked_at is not None and grant.revoked_at <= now:
-        return RemovalReason.USER_REVOKED
+        return RemovalReason.USER_REVOKED, None
     if grant.expires_at is not None and grant.expires_at <= now:
-        return RemovalReason.EXPIRED
+        return RemovalReason.EXPIRED, None
     if grant.access == Access.SINGLE and grant.used_by_run_id not in {run.id, run.rerun_of}:
-        return RemovalReason.SINGLE_USE_SPENT
+        return RemovalReason.SINGLE_USE_SPENT, None
     if not (run.category_set & grant.category_set):
         return None
-    return RemovalReason.USER_NOT_ELIGIBLE  # the one rule left: the user's country
+    return RemovalReason.USER_NOT_ELIGIBLE, None  # the one rule left: the user's country
 
 
 def run_failed_permanently(conn: Session, run_id: int, *, failing_after: int) -> None:
@@ -234,64 +246,3 @@ def stream_replayed(
         user_id=row.user_id,
         dedup_key=f"stream.replayed:{stream_id}:{sequence}",
     )
-
-
-def grant_created(conn: Conn, grant: Authorization) -> None:
-    record_event(
-        conn,
-        grant.app_id,
-        EventType.AUTHORIZATION_CREATED,
-        {
-            "authorization_id": grant.id,
-            "categories": grant.categories.split(","),
-            "access": grant.access,
-            "granted_at": _iso(grant.granted_at),
-            "expires_at": _iso(grant.expires_at),
-        },
-        user_id=grant.user_id,
-    )
-
-
-def grant_removed(
-    conn: Conn, authorization_id: int, reason: RemovalReason, message: str | None = None
-) -> None:
-    """``authorization.removed``, at most once per grant and reason."""
-    grant = conn.execute(
-        select(Authorization.app_id, Authorization.user_id).where(
-            Authorization.id == authorization_id
-        )
-    ).one()
-    record_event(
-        conn,
-        grant.app_id,
-        EventType.AUTHORIZATION_REMOVED,
-        {"authorization_id": authorization_id, "reason": reason.value, "message": message},
-        user_id=grant.user_id,
-        dedup_key=f"authorization.removed:{authorization_id}:{reason.value}",
-    )
-
-
-def schedules_disabled(conn: Conn, schedule_ids: Iterable[int], reason: str, message: str) -> None:
-    """``schedule.disabled`` for each schedule that just stopped (reason: a
-    ``ScheduleDisabledReason``; message: the schedule's recorded ``disabled_reason``)."""
-    ids = list(schedule_ids)
-    if not ids:
-        return
-    rows = conn.execute(
-        select(
-            Schedule.id, Schedule.app_id, Schedule.authorization_id, Schedule.destination_id
-        ).where(Schedule.id.in_(ids))
-    ).all()
-    for row in rows:
-        record_event(
-            conn,
-            row.app_id,
-            EventType.SCHEDULE_DISABLED,
-            {
-                "schedule_id": row.id,
-                "authorization_id": row.authorization_id,
-                "destination_id": row.destination_id,
-                "reason": reason,
-                "message": message,
-            },
-        )

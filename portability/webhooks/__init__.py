@@ -22,13 +22,16 @@ from portability.webhooks._endpoints import (
     list_endpoints,
     rotate_secret,
     set_endpoint_enabled,
+    update_endpoint,
 )
 from portability.webhooks._history import (
     DeliveryView,
     EventView,
+    deliveries_by_id,
     get_event,
     list_deliveries,
     list_events,
+    mark_enqueued,
     redeliver,
     send_test_event,
 )
@@ -39,13 +42,16 @@ __all__ = [
     "EventView",
     "create_endpoint",
     "delete_endpoint",
+    "deliveries_by_id",
     "get_endpoint",
     "get_event",
     "list_deliveries",
     "list_endpoints",
     "list_events",
+    "mark_enqueued",
     "redeliver",
     "rotate_secret",
     "send_test_event",
     "set_endpoint_enabled",
+    "update_endpoint",
 ]

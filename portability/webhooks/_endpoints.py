@@ -27,6 +27,7 @@ __all__ = [
     "list_endpoints",
     "rotate_secret",
     "set_endpoint_enabled",
+    "update_endpoint",
 ]
 
 _STRICT = EndpointPolicy()
@@ -151,6 +152,36 @@ def set_endpoint_enabled(
     row.disabled_reason = None if enabled else "disabled by the app"
     if enabled:
         row.failing_since = None
+    session.flush()
+    return _view(row)
+
+
+def update_endpoint(
+    session: Session,
+    app_id: int,
+    endpoint_id: int,
+    *,
+    url: str | None = None,
+    event_types: Iterable[str] | None = None,
+    description: str | None = None,
+    enabled: bool | None = None,
+    policy: EndpointPolicy = _STRICT,
+) -> EndpointView:
+    """Change what is given (``None``: unchanged). A new URL passes the endpoint policy as at
+    registration; enabling an endpoint disabled for failing clears its failure streak."""
+    if url is not None:
+        check_url_shape(url)
+        policy.check_url(url)  # before any query, as in ``create_endpoint``
+    wanted = _types(event_types) if event_types is not None else None
+    row = endpoint_row(session, app_id, endpoint_id)
+    if url is not None:
+        row.url = url
+    if wanted is not None:
+        row.event_types = wanted
+    if description is not None:
+        row.description = description[:500]
+    if enabled is not None:
+        return set_endpoint_enabled(session, app_id, endpoint_id, enabled)
     session.flush()
     return _view(row)
 

@@ -19,9 +19,11 @@ from portability.webhooks._endpoints import endpoint_row
 __all__ = [
     "DeliveryView",
     "EventView",
+    "deliveries_by_id",
     "get_event",
     "list_deliveries",
     "list_events",
+    "mark_enqueued",
     "redeliver",
     "send_test_event",
 ]
@@ -78,19 +80,35 @@ def list_deliveries(
     *,
     status: str | None = None,
     limit: int = 100,
+    before_id: int | None = None,
 ) -> list[DeliveryView]:
-    """An endpoint's deliveries, newest first: status, attempts, response code and timing."""
+    """An endpoint's deliveries, newest first: status, attempts, response code and timing.
+    ``before_id`` pages on: only deliveries created before that one."""
     endpoint_row(session, app_id, endpoint_id)
     query = (
         select(WebhookDelivery, Event.type)
         .join(Event, Event.id == WebhookDelivery.event_id)
         .where(WebhookDelivery.endpoint_id == endpoint_id)
-        .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+        .order_by(WebhookDelivery.id.desc())
         .limit(min(max(1, limit), 1000))
     )
+    if before_id is not None:
+        query = query.where(WebhookDelivery.id < before_id)
     if status is not None:
         query = query.where(WebhookDelivery.status == DeliveryStatus(status).value)
     return [_delivery_view(delivery, kind) for delivery, kind in session.execute(query)]
+
+
+def deliveries_by_id(session: Session, app_id: int, delivery_ids: list[int]) -> list[DeliveryView]:
+    """The app's deliveries among ``delivery_ids``, in that order (another app's are left out)."""
+    rows = session.execute(
+        select(WebhookDelivery, Event.type)
+        .join(Event, Event.id == WebhookDelivery.event_id)
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .where(WebhookDelivery.id.in_(delivery_ids), WebhookEndpoint.app_id == app_id)
+    ).all()
+    found = {delivery.id: _delivery_view(delivery, kind) for delivery, kind in rows}
+    return [found[i] for i in delivery_ids if i in found]
 
 
 def _event(session: Session, app_id: int, event_id: str) -> Event:
@@ -107,14 +125,18 @@ def list_events(
     *,
     event_type: str | None = None,
     limit: int = 100,
+    before: str | None = None,
 ) -> list[EventView]:
-    """The app's events, newest first, as their payloads are sent."""
+    """The app's events, newest first (ids sort by creation time), as their payloads are
+    sent. ``before`` pages on: only events whose id sorts before that one."""
     query = (
         select(Event)
         .where(Event.app_id == app_id, Event.type != EventType.WEBHOOK_TEST.value)
-        .order_by(Event.occurred_at.desc(), Event.id.desc())
+        .order_by(Event.id.desc())
         .limit(min(max(1, limit), 1000))
     )
+    if before is not None:
+        query = query.where(Event.id < before)
     if event_type is not None:
         query = query.where(Event.type == event_type)
     return [
@@ -170,6 +192,18 @@ def send_test_event(session: Session, app_id: int, endpoint_id: int) -> int:
         .execution_options(synchronize_session=False)
     )
     return _new_delivery(session, event_id, row.id)
+
+
+def mark_enqueued(session: Session, delivery_ids: list[int]) -> None:
+    """Say that the caller publishes these new deliveries itself after its commit, so the
+    dispatcher does not publish them a second time (it would only once the message is late)."""
+    if delivery_ids:
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(delivery_ids))
+            .values(enqueued_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _new_delivery(session: Session, event_id: str, endpoint_id: int) -> int:

@@ -15,11 +15,14 @@ from sqlalchemy import func, select, text
 
 from portability import registry, webhooks
 from portability.db.base import utcnow
-from portability.db.models import Access, Event, RunStatus, Schedule
+from portability.db.models import Access, AppStatus, Event, RunStatus, Schedule
 from portability.destinations.memory import MemoryDestination
 from portability.errors import DestinationPermanentError
 from portability.events.dispatch import dispatch_events
 from portability.events.send import attempt_delivery
+from portability.platform.mutate import mutate
+from portability.review import review_app
+from portability.sources.retention import apply_retention
 from portability.streams import request_replay
 from schedules import run_tick
 from tests.fixtures.transfers import run_to_end
@@ -36,10 +39,8 @@ def deliver_all(runtime) -> list[int]:
     return sent
 
 
-@pytest.fixture
-def hooked(pg_engine, make_transfer, receiver):
-    """A transfer whose app has an endpoint on the receiver: (transfer, secret)."""
-    transfer = make_transfer(pg_engine, MemoryDestination(), records=40)
+def hook(transfer, receiver) -> str:
+    """Register the receiver as the transfer's app's endpoint; its secret."""
     runtime = transfer.runtime
     with runtime.sessions.begin() as session:
         _, secret = webhooks.create_endpoint(
@@ -50,7 +51,14 @@ def hooked(pg_engine, make_transfer, receiver):
             policy=runtime.settings.endpoint_policy,
         )
     deliver_all(runtime)  # authorization.created of the setup
-    return transfer, secret
+    return secret
+
+
+@pytest.fixture
+def hooked(pg_engine, make_transfer, receiver):
+    """A transfer whose app has an endpoint on the receiver: (transfer, secret)."""
+    transfer = make_transfer(pg_engine, MemoryDestination(), records=40)
+    return transfer, hook(transfer, receiver)
 
 
 def test_a_successful_run_sends_run_succeeded_with_its_categories_and_the_pseudonym(
@@ -246,3 +254,145 @@ def test_an_event_is_not_recorded_when_its_state_change_rolls_back(hooked):
         )
         schedules = session.scalar(select(func.count()).select_from(Schedule))
     assert (removed, schedules) == (0, 0)
+
+
+def schedule_for(transfer) -> int:
+    with transfer.runtime.sessions.begin() as session:
+        return registry.create_schedule(
+            session,
+            app_id=transfer.app_id,
+            authorization_id=transfer.authorization_id,
+            destination_id=transfer.destination_id,
+            categories="posts",
+            cron="0 * * * *",
+        ).id
+
+
+def review(transfer, decision: AppStatus) -> None:
+    """What ``portability apps suspend|approve`` does, in its one transaction."""
+    with transfer.runtime.sessions.begin() as session:
+        review_app(session, transfer.app_id, decision, actor="staff@test", note="abuse report 17")
+
+
+def another_grant(transfer, user_id: str, *, revoked: bool = False) -> int:
+    with transfer.runtime.sessions.begin() as session:
+        registry.add_user(session, user_id=user_id, country="DE")
+        grant = registry.grant(
+            session,
+            user_id=user_id,
+            app_id=transfer.app_id,
+            categories="posts",
+            access="ongoing",
+            eligible_countries={"DE"},
+        )
+        if revoked:
+            registry.revoke_grant(session, grant.id)
+        return grant.id
+
+
+def test_suspending_an_app_tells_at_once_of_each_live_grant_removed_and_schedule_disabled(
+    hooked, receiver
+):
+    transfer, secret = hooked
+    schedule_id = schedule_for(transfer)
+    second = another_grant(transfer, "u-second")
+    revoked = another_grant(transfer, "u-revoked", revoked=True)
+
+    review(transfer, AppStatus.SUSPENDED)
+    deliver_all(transfer.runtime)  # no run, no tick: only what the suspension recorded
+
+    removed = receiver.of_type("authorization.removed", secret)
+    by_reason = sorted((p["data"]["reason"], p["data"]["authorization_id"]) for p in removed)
+    assert by_reason == sorted(
+        [
+            ("app_suspended", transfer.authorization_id),
+            ("app_suspended", second),
+            ("user_revoked", revoked),  # at its revocation; it was no longer live
+        ]
+    )
+    (disabled,) = receiver.of_type("schedule.disabled", secret)
+    assert (disabled["data"]["schedule_id"], disabled["data"]["reason"]) == (
+        schedule_id,
+        "app_suspended",
+    )
+
+
+def test_a_run_and_a_tick_meeting_the_suspension_later_send_nothing_twice(hooked, receiver):
+    transfer, secret = hooked
+    schedule_for(transfer)
+    run_id = transfer.new_run()
+
+    review(transfer, AppStatus.SUSPENDED)
+    assert run_to_end(transfer, run_id) == RunStatus.CANCELLED
+    run_tick(transfer.runtime, lambda ids: None, now=utcnow() + timedelta(days=1))
+    deliver_all(transfer.runtime)
+
+    (cancelled,) = receiver.of_type("run.cancelled", secret)
+    assert cancelled["data"]["run_id"] == run_id
+    assert [p["data"]["reason"] for p in receiver.of_type("authorization.removed", secret)] == [
+        "app_suspended"
+    ]
+    assert len(receiver.of_type("schedule.disabled", secret)) == 1
+
+
+def test_an_app_suspended_again_after_approval_tells_its_developer_again(hooked, receiver):
+    transfer, secret = hooked
+
+    review(transfer, AppStatus.SUSPENDED)
+    review(transfer, AppStatus.APPROVED)
+    review(transfer, AppStatus.SUSPENDED)
+    deliver_all(transfer.runtime)
+
+    removed = receiver.of_type("authorization.removed", secret)
+    assert [p["data"]["reason"] for p in removed] == ["app_suspended"] * 2
+
+
+def test_a_lost_history_replay_sends_stream_replayed_lost_history(hooked, receiver):
+    transfer, secret = hooked
+    run_to_end(transfer, transfer.new_run())
+    for info in list(transfer.destination.list_objects("")):  # the developer's bucket wiped
+        transfer.destination.delete_object(info.key)
+
+    run_to_end(transfer, transfer.new_run())
+    deliver_all(transfer.runtime)
+
+    reasons = [p["data"]["reason"] for p in receiver.of_type("stream.replayed", secret)]
+    assert sorted(set(reasons)) == ["first_delivery", "lost_history"]
+    assert reasons.count("lost_history") == 4  # one per category
+
+
+def test_a_stream_behind_the_feed_retention_sends_stream_replayed_behind_retention(
+    sqlite_engine, make_transfer, receiver
+):
+    # The embedded database: on a shared PostgreSQL server another database's open
+    # transaction would hold the retention horizon back.
+    transfer = make_transfer(sqlite_engine, MemoryDestination(), records=40)
+    secret = hook(transfer, receiver)
+    run_to_end(transfer, transfer.new_run())
+    mutate(sqlite_engine, user_id=transfer.user_id, updates=4, deletes=1, seed=3)
+    start = utcnow()
+    apply_retention(sqlite_engine, retention_days=30, now=start)  # marks above the new changes
+    apply_retention(sqlite_engine, retention_days=30, now=start + timedelta(days=31))
+
+    run_to_end(transfer, transfer.new_run())
+    deliver_all(transfer.runtime)
+
+    reasons = [p["data"]["reason"] for p in receiver.of_type("stream.replayed", secret)]
+    assert reasons.count("behind_retention") == 4, reasons  # one per category
+
+
+def test_a_run_for_a_user_no_longer_eligible_sends_authorization_removed_user_not_eligible(
+    hooked, receiver
+):
+    transfer, secret = hooked
+    with transfer.runtime.sessions.begin() as session:  # the platform says they moved away
+        registry.upsert_user(session, user_id=transfer.user_id, country="US")
+
+    assert run_to_end(transfer, transfer.new_run()) == RunStatus.CANCELLED
+    deliver_all(transfer.runtime)
+
+    (removed,) = receiver.of_type("authorization.removed", secret)
+    assert (removed["data"]["reason"], removed["data"]["user"]) == (
+        "user_not_eligible",
+        transfer.pseudonym,
+    )

@@ -4,6 +4,7 @@ secret rotation, retries until the window closes, and the developer-facing funct
 from __future__ import annotations
 
 import dataclasses
+import socket
 from datetime import timedelta
 
 import pytest
@@ -94,6 +95,49 @@ def test_a_url_refused_at_send_time_is_never_contacted(runtime, receiver):
     with runtime.sessions() as session:
         (shown,) = webhooks.list_deliveries(session, app_id, endpoint_id)
     assert shown.last_error is not None and "refused by the network policy" in shown.last_error
+
+
+class SwitchingDns:
+    """``socket.getaddrinfo`` for one name, answering what the test says (the developer
+    controls their DNS); every other name resolves as usual."""
+
+    def __init__(self, monkeypatch, name: str, address: str) -> None:
+        self.name, self.address = name, address
+        real = socket.getaddrinfo
+
+        def getaddrinfo(host, *args, **kwargs):
+            if host == self.name:
+                return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (self.address, 443))]
+            return real(host, *args, **kwargs)
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.mark.parametrize(
+    "address", ["127.0.0.1", "10.0.0.9", "169.254.169.254"], ids=["loopback", "private", "metadata"]
+)
+def test_a_name_turning_internal_after_registration_is_refused_at_send_time_setting_off(
+    runtime, monkeypatch, address
+):
+    strict = dataclasses.replace(
+        runtime,
+        settings=runtime.settings.model_copy(
+            update={"allow_private_endpoints": False, "allow_http_endpoints": False}
+        ),
+    )
+    dns = SwitchingDns(monkeypatch, "hooks.acme.test", "93.184.215.14")
+    app_id = new_app(strict)
+    endpoint_id, _ = new_endpoint(strict, app_id, "https://hooks.acme.test/in")  # public now
+    delivery_id = send_test(strict, app_id, endpoint_id)
+    dns.address = address
+
+    outcome = attempt_delivery(strict, delivery_id)
+
+    assert outcome.status == "retry" and outcome.status_code is None
+    with strict.sessions() as session:
+        (shown,) = webhooks.list_deliveries(session, app_id, endpoint_id)
+    assert "refused by the network policy" in (shown.last_error or "")
+    assert "does not resolve to a public internet address" in (shown.last_error or "")
 
 
 def test_after_a_rotation_both_secrets_verify_until_the_overlap_ends(runtime, receiver):

@@ -44,6 +44,7 @@ def fuzzed(make_api, moto_endpoint):
     developer.post(
         "/v1/transfers", json={"grant_id": world.grant_id, "destination_id": world.destination_id}
     )
+    developer.post("/v1/webhook-endpoints", json={"url": "https://93.184.215.14/hooks"})
     api.client.app.state.context.probe = lambda _config: None
     return api, developer
 

@@ -23,7 +23,8 @@ class Theirs(dict):
 
 @pytest.fixture
 def theirs(world, moto_endpoint):
-    """A second app with its own grant, destination, schedule, run and key."""
+    """A second app with its own grant, destination, schedule, run, key, webhook endpoint
+    and event."""
     other = make_world(world.api, moto_endpoint, name="Theirs")
     developer = other.developer
     schedule = developer.post(
@@ -33,12 +34,18 @@ def theirs(world, moto_endpoint):
     run = developer.post(
         "/v1/transfers", json={"grant_id": other.grant_id, "destination_id": other.destination_id}
     ).json()
+    endpoint = developer.post(
+        "/v1/webhook-endpoints", json={"url": "https://93.184.215.14/hooks"}
+    ).json()
+    (event, *_) = developer.get("/v1/events").json()["items"]
     ids = {
         "grant": other.grant_id,
         "destination": other.destination_id,
         "schedule": schedule["id"],
         "run": run["id"],
         "key": developer.key_id,
+        "endpoint": endpoint["id"],
+        "event": event["id"],
     }
     found = Theirs(ids)
     found.developer = developer
@@ -61,6 +68,19 @@ def calls(ids, ours):
         ("get", f"/v1/runs/{ids['run']}", None),
         ("post", f"/v1/runs/{ids['run']}/cancel", None),
         ("post", f"/v1/keys/{ids['key']}/revoke", None),
+        ("get", f"/v1/webhook-endpoints/{ids['endpoint']}", None),
+        ("patch", f"/v1/webhook-endpoints/{ids['endpoint']}", {"description": "ours now"}),
+        ("delete", f"/v1/webhook-endpoints/{ids['endpoint']}", None),
+        ("post", f"/v1/webhook-endpoints/{ids['endpoint']}/rotate-secret", None),
+        ("post", f"/v1/webhook-endpoints/{ids['endpoint']}/test", None),
+        ("get", f"/v1/webhook-endpoints/{ids['endpoint']}/deliveries", None),
+        ("get", f"/v1/events/{ids['event']}", None),
+        ("post", f"/v1/events/{ids['event']}/redeliver", {}),
+        (
+            "post",
+            f"/v1/events/{_our_event(ours)}/redeliver",
+            {"endpoint_id": ids["endpoint"]},
+        ),
         (
             "post",
             "/v1/transfers",
@@ -84,9 +104,14 @@ def calls(ids, ours):
     ]
 
 
+def _our_event(ours) -> str:
+    return str(ours.developer.get("/v1/events").json()["items"][0]["id"])
+
+
 def test_every_endpoint_answers_another_apps_ids_exactly_as_missing_ones(world, theirs):
-    missing = {name: MISSING for name in ("grant", "destination", "schedule", "run")}
+    missing = {name: MISSING for name in ("grant", "destination", "schedule", "run", "endpoint")}
     missing["key"] = "pk_000000000000"
+    missing["event"] = "evt_" + "0" * 26
     developer = world.developer
     for (method, path, body), (_, missing_path, missing_body) in zip(
         calls(theirs, world), calls(missing, world), strict=True
@@ -106,6 +131,8 @@ LISTS = {
     "schedule": "/v1/schedules",
     "run": "/v1/runs",
     "key": "/v1/keys",
+    "endpoint": "/v1/webhook-endpoints",
+    "event": "/v1/events",
 }
 
 
@@ -124,6 +151,9 @@ def test_their_objects_are_untouched_by_our_calls(world, theirs):
     assert them.get(f"/v1/schedules/{theirs['schedule']}").json()["state"] == "active"
     assert them.get(f"/v1/destinations/{theirs['destination']}").status_code == 200
     assert [k["state"] for k in them.get("/v1/keys").json()["items"]] == ["active"]
+    endpoint = them.get(f"/v1/webhook-endpoints/{theirs['endpoint']}").json()
+    assert (endpoint["description"], endpoint["previous_secret_expires_at"]) == ("", None)
+    assert them.get(f"/v1/webhook-endpoints/{theirs['endpoint']}/deliveries").json()["items"] == []
 
 
 def _masked(value, mask):
