@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Set
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from portability.categories import parse_categories
@@ -34,6 +34,7 @@ __all__ = [
     "check_use_case",
     "delete_destination",
     "delete_schedule",
+    "delete_user",
     "granted_or",
     "record_consent",
     "replace_destination_credentials",
@@ -238,9 +239,65 @@ def upsert_user(session: Session, *, user_id: str, country: str) -> tuple[Platfo
         from portability.registry import add_user
 
         return add_user(session, user_id=user_id, country=country), True
+    if user.deleted_at is not None:
+        raise ConflictError(f"user {user_id} deleted their account: the id cannot be reused")
     user.country = country
     session.flush()
     return user, False
+
+
+#: The revoke reason a deleted user's grants are left with.
+USER_DELETED_REASON = "the user deleted their account"
+
+
+def delete_user(
+    session: Session, *, user_id: str, now: datetime | None = None
+) -> tuple[PlatformUser, int]:
+    """The platform's word that a user deleted their account; returns the user and how many
+    grants were revoked now.
+
+    In this one transaction: every live grant is revoked (each app is told once, with
+    ``authorization.removed`` reason ``user_deleted``) and its schedules disabled, so running
+    exports stop at their next consent check; the user's download archives become due for
+    deletion at the next housekeeping pass; and no grant can be recorded for the id again.
+    Idempotent: a second call revokes nothing."""
+    from portability.db.user_export_models import ACTIVE, ExportStatus, UserExport
+    from portability.events import RemovalReason
+    from portability.registry import revoke_grant
+
+    user = session.get(PlatformUser, user_id)
+    if user is None:
+        raise NotFoundError(f"user {user_id} not found")
+    now = now or utcnow()
+    if user.deleted_at is None:
+        user.deleted_at = now
+    live = session.scalars(
+        select(Authorization.id).where(
+            Authorization.user_id == user_id, Authorization.revoked_at.is_(None)
+        )
+    ).all()
+    for authorization_id in live:
+        revoke_grant(
+            session,
+            authorization_id,
+            reason=USER_DELETED_REASON,
+            now=now,
+            removal=RemovalReason.USER_DELETED,
+        )
+    session.execute(
+        update(UserExport)
+        .where(UserExport.user_id == user_id, UserExport.status.in_([s.value for s in ACTIVE]))
+        .values(status=ExportStatus.CANCELLED.value, finished_at=now, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(UserExport)
+        .where(UserExport.user_id == user_id, UserExport.status == ExportStatus.READY.value)
+        .values(expires_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.flush()
+    return user, len(live)
 
 
 def record_consent(
@@ -270,6 +327,8 @@ def record_consent(
         raise NotFoundError(f"user {user_id} not found")
     if not app.is_approved:
         raise ConsentError(f"app {app.id} is {app.status}: only approved apps can be granted")
+    if user.deleted_at is not None:
+        raise ConsentError(f"user {user.id} deleted their account: no grant can be recorded")
     if user.country not in eligible_countries:
         raise ConsentError(
             f"user {user.id} is in {user.country}: only users in the EEA "

@@ -39,6 +39,8 @@ def check_consent(
         raise ConsentError(f"authorization {grant.id} was revoked at {grant.revoked_at}{reason}")
     if grant.expires_at is not None and grant.expires_at <= now:
         raise ConsentError(f"authorization {grant.id} expired at {grant.expires_at}")
+    if user.deleted_at is not None:
+        raise ConsentError(f"user {user.id} deleted their account at {user.deleted_at}")
     if user.country not in eligible_countries:
         raise ConsentError(
             f"user {user.id} is in {user.country}, outside the eligible countries: "

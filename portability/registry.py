@@ -55,6 +55,7 @@ __all__ = [
     "create_schedule",
     "delete_destination",
     "delete_schedule",
+    "delete_user",
     "destination_credentials",
     "disable_schedules",
     "grant",
@@ -207,13 +208,15 @@ def revoke_grant(
     *,
     reason: str = "revoked by the user",
     now: datetime | None = None,
+    removal: RemovalReason = RemovalReason.USER_REVOKED,
 ) -> Authorization:
-    """Revoke a grant: running exports stop at their next check; its schedules are disabled."""
+    """Revoke a grant: running exports stop at their next check; its schedules are disabled.
+    ``removal`` is the reason the app's ``authorization.removed`` event gives."""
     auth = _get(session, Authorization, authorization_id)
     if auth.revoked_at is None:
         auth.revoked_at = now or utcnow()
         auth.revoke_reason = reason
-        grant_removed(session, auth.id, RemovalReason.USER_REVOKED, reason)
+        grant_removed(session, auth.id, removal, reason)
     disable_schedules(
         session,
         Schedule.authorization_id == auth.id,
@@ -394,6 +397,7 @@ from portability._registry_api import (  # noqa: E402
     check_use_case,
     delete_destination,
     delete_schedule,
+    delete_user,
     granted_or,
     record_consent,
     replace_destination_credentials,

@@ -21,7 +21,7 @@ from portability.api.grants import GrantOut
 from portability.api.transfers import Categories, category_text
 from portability.db.models import Authorization, PlatformUser
 from portability.errors import NotFoundError, ValidationError
-from portability.registry import record_consent, revoke_grant, upsert_user
+from portability.registry import delete_user, record_consent, revoke_grant, upsert_user
 
 router = APIRouter(
     prefix="/internal",
@@ -114,6 +114,24 @@ def revoke(
     with ctx.writing() as session:
         row = revoke_grant(session, grant_id, reason=(body or RevokeIn()).reason)
         return _grant_out(row, ctx.settings.resolved_pseudonym_key())
+
+
+class UserDeletedOut(BaseModel):
+    id: str
+    deleted_at: datetime
+    #: Grants revoked by this call (0 when the deletion was already recorded).
+    grants_revoked: int
+
+
+@router.delete("/users/{user_id}", summary="Record that a user deleted their account")
+def delete_user_account(user_id: UserId, _caller: PlatformCaller, ctx: Ctx) -> UserDeletedOut:
+    """Every live grant of the user is revoked (each app gets `authorization.removed` with
+    reason `user_deleted`), their schedules stop, their download archives are deleted at the
+    next housekeeping pass, and the id can no longer grant. Safe to repeat."""
+    with ctx.writing() as session:
+        user, revoked = delete_user(session, user_id=user_id)
+        assert user.deleted_at is not None
+        return UserDeletedOut(id=user.id, deleted_at=user.deleted_at, grants_revoked=revoked)
 
 
 @router.get("/users/{user_id}/grants", summary="A user's grants, newest first")

@@ -177,6 +177,8 @@ class PlatformUser(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     country: Mapped[str] = mapped_column(String(2))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: When the platform told us the user deleted their account: nothing more is sent.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @validates("id")
     def _check_id(self, _key: str, value: str) -> str:

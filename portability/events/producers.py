@@ -135,7 +135,13 @@ def _why_consent_failed(conn: Session, run: Run) -> tuple[RemovalReason, str | N
     suspension, which one), or None when the grant still stands (a request for categories it
     does not grant) or its developer was already told."""
     row = conn.execute(
-        select(Authorization, App.status, App.status_changed_at, PlatformUser.id)
+        select(
+            Authorization,
+            App.status,
+            App.status_changed_at,
+            PlatformUser.id,
+            PlatformUser.deleted_at,
+        )
         .join(App, App.id == Authorization.app_id)
         .outerjoin(PlatformUser, PlatformUser.id == Authorization.user_id)
         .where(Authorization.id == run.authorization_id)
@@ -151,7 +157,7 @@ def _why_consent_failed(conn: Session, run: Run) -> tuple[RemovalReason, str | N
         # Pending: not removed, the app just may not receive yet. Rejected: only a suspended
         # app can be rejected once it holds grants, and its suspension told the developer.
         return None
-    if row.id is None:
+    if row.id is None or row.deleted_at is not None:
         return RemovalReason.USER_DELETED, None
     if grant.revoked_at is not None and grant.revoked_at <= now:
         return RemovalReason.USER_REVOKED, None

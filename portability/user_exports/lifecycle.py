@@ -91,7 +91,8 @@ def request_export(
         raise ValidationError("choose at least one category, or all", field="categories")
     if fmt not in {f.value for f in ExportFormat}:
         raise ValidationError(f"format {fmt!r} must be json or text", field="format")
-    if session.get(PlatformUser, user_id) is None:
+    user = session.get(PlatformUser, user_id)
+    if user is None or user.deleted_at is not None:
         raise NotFoundError(f"user {user_id} not found")
     _refuse_second(session, user_id)
     window = timedelta(seconds=settings.user_export_rate_window_seconds)

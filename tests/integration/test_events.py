@@ -396,3 +396,21 @@ def test_a_run_for_a_user_no_longer_eligible_sends_authorization_removed_user_no
         "user_not_eligible",
         transfer.pseudonym,
     )
+
+
+def test_a_user_deleting_their_account_sends_authorization_removed_user_deleted_once(
+    hooked, receiver
+):
+    transfer, secret = hooked
+    run_id = transfer.new_run()  # queued before the deletion
+    with transfer.runtime.sessions.begin() as session:  # the platform says they left
+        registry.delete_user(session, user_id=transfer.user_id)
+
+    assert run_to_end(transfer, run_id) == RunStatus.CANCELLED
+    deliver_all(transfer.runtime)
+
+    (removed,) = receiver.of_type("authorization.removed", secret)
+    assert (removed["data"]["reason"], removed["data"]["user"]) == (
+        "user_deleted",
+        transfer.pseudonym,
+    )

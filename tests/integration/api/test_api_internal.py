@@ -108,3 +108,25 @@ def test_an_empty_service_token_turns_the_internal_api_off_rather_than_accepting
         "/internal/users/u1", json={"country": "DE"}, headers={"Authorization": "Bearer "}
     )
     assert response.status_code == 401
+
+
+def test_a_deleted_user_has_every_grant_revoked_once_and_cannot_grant_again(world):
+    api, developer = world.api, world.developer
+    schedule = developer.post(
+        "/v1/schedules",
+        json={"grant_id": world.grant_id, "destination_id": world.destination_id, "cron": "@daily"},
+    ).json()
+
+    deleted = api.platform.delete(f"/internal/users/{world.user_id}")
+    again = api.platform.delete(f"/internal/users/{world.user_id}")
+    regrant = consent(api, user_id=world.user_id, app_id=developer.app_id)
+    recreate = api.platform.put(f"/internal/users/{world.user_id}", json={"country": "DE"})
+
+    assert (deleted.status_code, deleted.json()["grants_revoked"]) == (200, 1)
+    assert (again.status_code, again.json()["grants_revoked"]) == (200, 0)
+    assert again.json()["deleted_at"] == deleted.json()["deleted_at"]
+    assert developer.get(f"/v1/grants/{world.grant_id}").json()["state"] == "revoked"
+    assert developer.get(f"/v1/schedules/{schedule['id']}").json()["state"] == "disabled"
+    assert (regrant.status_code, regrant.json()["type"]) == (403, PROBLEMS + "consent-refused")
+    assert (recreate.status_code, recreate.json()["type"]) == (409, PROBLEMS + "conflict")
+    assert api.platform.delete("/internal/users/nobody").status_code == 404
