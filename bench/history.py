@@ -134,8 +134,9 @@ def add_history(engine: Engine, count: int, schedules: int) -> None:
             )
             conn.execute(
                 text(
-                    "INSERT INTO run_categories (run_id, category, status, records, bytes, parts) "
-                    "SELECT id, 'posts', 'done', 10, 1000, 1 FROM runs "
+                    "INSERT INTO run_categories (run_id, run_queued_at, category, status, "
+                    "records, bytes, parts) "
+                    "SELECT id, queued_at, 'posts', 'done', 10, 1000, 1 FROM runs "
                     "WHERE id > (SELECT coalesce(max(run_id), 0) FROM run_categories)"
                 )
             )

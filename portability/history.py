@@ -1,5 +1,10 @@
 """Run history retention: delete finished runs older than ``run_history_days``.
 
+On PostgreSQL, where history is partitioned by month (``portability.db.partitions``), a month
+whose every run ended before the cutoff goes at once (``DETACH`` + ``DROP``); what is left
+older than the cutoff (the boundary month, a month holding a run still open, the DEFAULT
+partition) goes by the batch deletes below, as on SQLite.
+
 Bounded work: each batch is its own short transaction deleting at most ``batch`` runs (their
 ``run_categories`` first), oldest ``finished_at`` first through its index, and a call stops
 after ``max_batches`` so that the scheduler step that calls it stays short; the next call
@@ -16,6 +21,7 @@ from sqlalchemy import Engine, delete, select
 
 from portability.db.base import utcnow
 from portability.db.models import Run, RunCategory, RunStatus
+from portability.db.partitions import maintain_run_partitions
 from portability.settings import Settings
 
 __all__ = ["apply_retention_policies", "prune_run_history"]
@@ -58,10 +64,13 @@ def prune_run_history(
 
 
 def apply_retention_policies(engine: Engine, settings: Settings) -> None:
-    """The scheduler's retention step: the change feed's, then run history's if set."""
+    """The scheduler's retention step: the change feed's, then run history's partitions (the
+    coming months created, expired ones dropped; PostgreSQL only), then its batch deletes if a
+    retention is set."""
     from portability.sources.retention import apply_retention
 
     apply_retention(engine, retention_days=settings.feed_retention_days)
+    maintain_run_partitions(engine, older_than_days=settings.run_history_days)
     if settings.run_history_days is not None:
         prune_run_history(
             engine, older_than_days=settings.run_history_days, batch=settings.run_history_batch
