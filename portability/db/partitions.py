@@ -221,7 +221,7 @@ def _drop_month(conn: Connection, month: Month, cutoff: datetime) -> bool:
     # Three probes, each on an index of the partition (status, queued_at / finished_at).
     unfinished = conn.execute(
         text(
-            f"SELECT EXISTS (SELECT 1 FROM {runs} WHERE status IN :ongoing) "  # noqa: S608
+            f"SELECT EXISTS (SELECT 1 FROM {runs} WHERE status IN :ongoing) "
             f"OR EXISTS (SELECT 1 FROM {runs} WHERE finished_at IS NULL) "
             f"OR EXISTS (SELECT 1 FROM {runs} WHERE finished_at >= :cutoff)"
         ).bindparams(bindparam("ongoing", expanding=True)),

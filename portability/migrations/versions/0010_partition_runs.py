@@ -114,9 +114,7 @@ def downgrade() -> None:
     )
     for table in ("runs", "run_categories"):
         columns = ", ".join(_columns(conn, table))
-        conn.execute(
-            text(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {table}_old")  # noqa: S608
-        )
+        conn.execute(text(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {table}_old"))
     _move_sequence(conn, "runs_old", "runs")
     conn.execute(text("DROP TABLE run_categories_old"))  # with its partitions
     conn.execute(text("DROP TABLE runs_old"))
