@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import IntegrityError
 
 from portability.db.engine import make_engine
 from portability.db.migrate import downgrade, upgrade
@@ -158,14 +159,16 @@ def test_after_the_upgrade_a_run_is_created_claimed_and_exported_end_to_end(
 
 
 def test_a_category_row_cannot_name_a_run_that_does_not_exist(partitioned_engine):
-    with pytest.raises(Exception, match="fk_run_categories_run_id_runs"):  # noqa: PT011
-        with partitioned_engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO run_categories (run_id, run_queued_at, category, status, "
-                    "records, bytes, parts) VALUES (424242, now(), 'posts', 'done', 0, 0, 0)"
-                )
+    with (
+        pytest.raises(IntegrityError, match="fk_run_categories_run_id_runs"),
+        partitioned_engine.begin() as conn,
+    ):
+        conn.execute(
+            text(
+                "INSERT INTO run_categories (run_id, run_queued_at, category, status, "
+                "records, bytes, parts) VALUES (424242, now(), 'posts', 'done', 0, 0, 0)"
             )
+        )
 
 
 def test_downgrade_merges_the_partitions_back_into_single_tables_with_every_row(
