@@ -7,7 +7,12 @@ and times, first with no run history and then after inserting ``--history`` fini
 - the tick that claims the due schedules and writes their runs (enqueue is a no-op here:
   ``bench/scheduler.py`` measures publishing);
 - ``claim_run`` of ``--claims`` of those runs, one transaction each (median and p95 ms);
-- one batch of history retention (``prune_run_history``, 5,000 runs).
+- one batch of history retention (``prune_run_history``, 5,000 runs);
+- on the partitioned schema (migration 0010), the drop of the expired months
+  (``drop_expired_months``: one ``DETACH`` + ``DROP`` per month).
+
+The year's monthly partitions are created before the history is inserted, as the scheduler's
+maintenance would have created each in its time.
 
 Prints its figures; the last line is one JSON object. Needs PostgreSQL on loopback (see
 tests/fixtures/db.py for the URL). Inserting 10M runs takes minutes and a few GB of disk.
@@ -22,7 +27,7 @@ import json
 import statistics
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -32,6 +37,7 @@ from sqlalchemy import Engine, text
 from bench.scheduler import populate
 from portability.db.engine import make_engine, make_session_factory, transaction
 from portability.db.migrate import upgrade
+from portability.db.partitions import Month, drop_expired_months, ensure_month_partitions
 from portability.history import prune_run_history
 from portability.runs import claim_run
 from portability.settings import Settings
@@ -67,6 +73,9 @@ def run(engine: Engine, url: str, args: argparse.Namespace) -> dict[str, object]
     measure(runtime, args)  # warm the pool and the caches
     before = measure(runtime, args)
     print(f"no history: {before}")
+    with engine.begin() as conn:
+        this = Month.of(datetime.now(UTC))
+        ensure_month_partitions(conn, [this.plus(-i) for i in range(13)])
     started = time.perf_counter()
     add_history(engine, args.history, args.schedules)
     print(f"inserted {args.history:,} historical runs in {time.perf_counter() - started:.0f} s")
@@ -76,6 +85,12 @@ def run(engine: Engine, url: str, args: argparse.Namespace) -> dict[str, object]
     pruned = prune_run_history(engine, older_than_days=300, batch=5000, max_batches=1)
     prune_ms = (time.perf_counter() - begun) * 1000
     print(f"history retention: {pruned:,} runs deleted in one batch, {prune_ms:.0f} ms")
+    begun = time.perf_counter()
+    dropped = drop_expired_months(engine, cutoff=datetime.now(UTC) - timedelta(days=300))
+    drop_ms = (time.perf_counter() - begun) * 1000
+    print(f"partition retention: {len(dropped)} months dropped in {drop_ms:.0f} ms")
+    final = measure(runtime, args)
+    print(f"after retention: {final}")
     return {
         "history": args.history,
         "schedules": args.schedules,
@@ -83,6 +98,9 @@ def run(engine: Engine, url: str, args: argparse.Namespace) -> dict[str, object]
         "before": before,
         "after": after,
         "prune_batch_ms": round(prune_ms),
+        "months_dropped": len(dropped),
+        "drop_months_ms": round(drop_ms),
+        "after_retention": final,
     }
 
 

@@ -251,7 +251,10 @@ def release_for_retry(
 ) -> bool:
     """``running`` -> ``queued`` after a transient failure, not to start before the backoff.
 
-    ``error`` is shown to the developer; ``detail`` (raw diagnostics) to staff only."""
+    ``error`` is shown to the developer; ``detail`` (raw diagnostics) to staff only. The run
+    counts as enqueued now (the worker publishes its retry with a countdown), so the
+    reconciler leaves it alone for ``reconcile_after_seconds``; ``queued_at`` stays the run's
+    creation time: it is the partition key of run history and never changes."""
     return transition(
         session,
         run_id,
@@ -262,7 +265,7 @@ def release_for_retry(
         failure_reason=reason.value,
         lease_expires_at=None,
         not_before=utcnow() + timedelta(seconds=delay_seconds),
-        queued_at=utcnow(),
+        enqueued_at=utcnow(),
         **_TOTALS,
     )
 

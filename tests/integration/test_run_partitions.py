@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from portability.db.engine import make_engine
+from portability.db.engine import make_engine, transaction
 from portability.db.migrate import downgrade, upgrade
 from portability.db.partitions import (
     Month,
@@ -23,6 +23,8 @@ from portability.db.partitions import (
     month_partitions,
 )
 from portability.destinations.memory import MemoryDestination
+from portability.errors import FailureReason
+from portability.runs import claim_run, release_for_retry
 from tests.fixtures.db import PG_HOST, PG_PORT, create_pg_schema, drop_pg_schema, pg_schema_url
 from tests.fixtures.services import require_service
 from tests.fixtures.transfers import assert_exactly_once, run_to_end
@@ -271,3 +273,41 @@ def test_retention_drops_an_expired_month_and_keeps_one_with_an_unfinished_run(
         ).one()
     assert left == [still_running]
     assert None not in defaults
+
+
+def test_a_run_sent_back_to_retry_keeps_its_queued_at_and_its_partition(
+    partitioned_engine, make_transfer
+):
+    transfer = make_transfer(partitioned_engine, MemoryDestination(), records=5)
+    queued = NOW - timedelta(days=40)
+    with partitioned_engine.begin() as conn:
+        ensure_month_partitions(conn, [Month.of(queued)])
+    run_id = transfer.new_run(now=queued)
+    with partitioned_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO run_categories (run_id, run_queued_at, category, status, records, "
+                "bytes, parts) SELECT id, queued_at, 'posts', 'planned', 0, 0, 0 FROM runs"
+            )
+        )
+    with transaction(transfer.runtime.sessions) as session:
+        assert claim_run(session, run_id, lease_seconds=30)
+    with transaction(transfer.runtime.sessions) as session:
+        assert release_for_retry(
+            session,
+            run_id,
+            error="S3 timed out",
+            reason=FailureReason.DESTINATION_TRANSIENT,
+            delay_seconds=1,
+        )
+
+    with partitioned_engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT status, queued_at, enqueued_at, tableoid::regclass::text FROM runs")
+        ).one()
+    assert (row.status, row.queued_at, row.tableoid) == (
+        "queued",
+        queued,
+        Month.of(queued).partition("runs"),
+    )
+    assert row.enqueued_at > queued
