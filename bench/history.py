@@ -18,6 +18,9 @@ Prints its figures; the last line is one JSON object. Needs PostgreSQL on loopba
 tests/fixtures/db.py for the URL). Inserting 10M runs takes minutes and a few GB of disk.
 
     .venv/bin/python bench/history.py [--history N] [--schedules N] [--due N]
+
+With ``--migration``, it times instead migration 0010 (partitioning) and its downgrade over
+``--history`` runs inserted at revision 0007.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from sqlalchemy import Engine, text
 
 from bench.scheduler import populate
 from portability.db.engine import make_engine, make_session_factory, transaction
-from portability.db.migrate import upgrade
+from portability.db.migrate import downgrade, upgrade
 from portability.db.partitions import Month, drop_expired_months, ensure_month_partitions
 from portability.history import prune_run_history
 from portability.runs import claim_run
@@ -54,12 +57,13 @@ def main() -> None:
     parser.add_argument("--due", type=int, default=1_000)
     parser.add_argument("--claims", type=int, default=300)
     parser.add_argument("--keep", action="store_true", help="do not drop the schema")
+    parser.add_argument("--migration", action="store_true", help="time migration 0010")
     args = parser.parse_args()
     schema = create_pg_schema("bench_hist")
     url = pg_schema_url(schema)
     engine = make_engine(url)
     try:
-        print(json.dumps(run(engine, url, args)))
+        print(json.dumps(migration(engine, args) if args.migration else run(engine, url, args)))
     finally:
         engine.dispose()
         if not args.keep:
@@ -105,6 +109,26 @@ def run(engine: Engine, url: str, args: argparse.Namespace) -> dict[str, object]
     }
 
 
+def migration(engine: Engine, args: argparse.Namespace) -> dict[str, object]:
+    """Migration 0010 up and down over ``args.history`` runs written at revision 0007."""
+    upgrade(engine, "0007")
+    populate(engine, args.schedules, args.due, datetime.now(UTC))
+    add_history(engine, args.history, args.schedules, partitioned=False)
+    begun = time.perf_counter()
+    upgrade(engine)
+    up = time.perf_counter() - begun
+    print(f"migration 0010 over {args.history:,} runs: {up:.1f} s")
+    begun = time.perf_counter()
+    downgrade(engine, "0007")
+    down = time.perf_counter() - begun
+    print(f"its downgrade: {down:.1f} s")
+    return {
+        "history": args.history,
+        "upgrade_seconds": round(up, 1),
+        "downgrade_seconds": round(down, 1),
+    }
+
+
 def measure(runtime: DatabaseRuntime, args: argparse.Namespace) -> dict[str, float]:
     """One tick over the due schedules, then claims of its runs; the state is reset after."""
     begun = time.perf_counter()
@@ -133,8 +157,10 @@ def measure(runtime: DatabaseRuntime, args: argparse.Namespace) -> dict[str, flo
     }
 
 
-def add_history(engine: Engine, count: int, schedules: int) -> None:
-    """``count`` succeeded runs of the benchmark's grants, finished over the last year."""
+def add_history(engine: Engine, count: int, schedules: int, *, partitioned: bool = True) -> None:
+    """``count`` succeeded runs of the benchmark's grants, finished over the last year
+    (``partitioned``: at head, where category rows carry their run's ``queued_at``)."""
+    queued_at = ("run_queued_at, ", "queued_at, ") if partitioned else ("", "")
     for start in range(0, count, _CHUNK):
         size = min(_CHUNK, count - start)
         with engine.begin() as conn:
@@ -153,9 +179,9 @@ def add_history(engine: Engine, count: int, schedules: int) -> None:
             )
             conn.execute(
                 text(
-                    "INSERT INTO run_categories (run_id, run_queued_at, category, status, "
+                    f"INSERT INTO run_categories (run_id, {queued_at[0]}category, status, "
                     "records, bytes, parts) "
-                    "SELECT id, queued_at, 'posts', 'done', 10, 1000, 1 FROM runs "
+                    f"SELECT id, {queued_at[1]}'posts', 'done', 10, 1000, 1 FROM runs "
                     "WHERE id > (SELECT coalesce(max(run_id), 0) FROM run_categories)"
                 )
             )
