@@ -43,7 +43,7 @@ def prune_run_history(
     how many were deleted."""
     cutoff = (now or utcnow()) - timedelta(days=older_than_days)
     oldest = (
-        select(Run.id)
+        select(Run.id, Run.queued_at)
         .where(Run.finished_at < cutoff, Run.status.in_(_ENDED))
         .order_by(Run.finished_at)
         .limit(batch)
@@ -51,10 +51,17 @@ def prune_run_history(
     deleted = 0
     for _ in range(max_batches):
         with engine.begin() as conn:
-            ids = list(conn.scalars(oldest))
+            rows = conn.execute(oldest).all()
+            ids = [row.id for row in rows]
             if ids:
-                conn.execute(delete(RunCategory).where(RunCategory.run_id.in_(ids)))
-                conn.execute(delete(Run).where(Run.id.in_(ids)))
+                # The batch's range of queued_at lets PostgreSQL look only in its months.
+                first, last = min(r.queued_at for r in rows), max(r.queued_at for r in rows)
+                conn.execute(
+                    delete(RunCategory).where(
+                        RunCategory.run_id.in_(ids), RunCategory.run_queued_at.between(first, last)
+                    )
+                )
+                conn.execute(delete(Run).where(Run.id.in_(ids), Run.queued_at.between(first, last)))
         deleted += len(ids)
         if len(ids) < batch:
             break

@@ -30,9 +30,11 @@ __all__ = [
     "drop_expired_months",
     "ensure_month_partitions",
     "is_partitioned",
+    "link_partitions",
     "maintain_run_partitions",
     "month_partitions",
     "partition_names",
+    "unlinked_partitions",
 ]
 
 log = logging.getLogger("portability.history")
@@ -73,8 +75,12 @@ class Month:
     def end(self) -> datetime:
         return self.plus(1).start
 
+    @property
+    def suffix(self) -> str:
+        return f"{self.year:04d}_{self.month:02d}"
+
     def partition(self, table: str) -> str:
-        return f"{table}_{self.year:04d}_{self.month:02d}"
+        return f"{table}_{self.suffix}"
 
 
 def is_partitioned(conn: Connection) -> bool:
@@ -124,10 +130,17 @@ def month_partitions(conn: Connection, table: str) -> dict[Month, str]:
 
 
 def ensure_month_partitions(
-    conn: Connection, months: list[Month] | set[Month], *, with_default: bool = True
+    conn: Connection, months: list[Month] | set[Month], *, with_keys: bool = True
 ) -> list[str]:
     """Create the partitions of ``months`` (and the DEFAULT ones) that do not exist yet, in
     the caller's transaction; returns the names created.
+
+    A month is created in both tables or in neither, with its foreign key (``with_keys``):
+    ``run_categories_M`` (run_id, run_queued_at) references ``runs_M`` (id, queued_at) ON
+    DELETE CASCADE. The key is per month, not between the parents, so that dropping a month
+    checks nothing: a key between the parents makes ``DETACH`` scan every other month's
+    category rows under its exclusive lock. A row and its run share the key value, so they
+    always land in the same month (or both in the DEFAULT partitions).
 
     A month whose rows already sit in the DEFAULT partition (maintenance did not run for
     months) cannot be created over them: it is left out with a warning, and those runs stay,
@@ -135,31 +148,58 @@ def ensure_month_partitions(
     """
     _lock(conn)
     created: list[str] = []
-    for table in PARTITION_KEYS:
-        existing = month_partitions(conn, table)
-        if (
-            with_default
-            and not conn.execute(
-                text("SELECT to_regclass(:name)"), {"name": f"{table}_default"}
-            ).scalar()
-        ):
+    if conn.execute(text("SELECT to_regclass('runs_default')")).scalar() is None:
+        for table in PARTITION_KEYS:
             conn.execute(text(f"CREATE TABLE {table}_default PARTITION OF {table} DEFAULT"))
-            created.append(f"{table}_default")
-        for month in sorted(set(months) - set(existing)):
-            name = month.partition(table)
-            bounds = f"FROM ('{month.start.isoformat()}') TO ('{month.end.isoformat()}')"
-            try:
-                with conn.begin_nested():
+        if with_keys:
+            link_partitions(conn, "default")
+        created += [f"{table}_default" for table in PARTITION_KEYS]
+    existing = set(month_partitions(conn, "runs"))
+    for month in sorted(set(months) - existing):
+        bounds = f"FROM ('{month.start.isoformat()}') TO ('{month.end.isoformat()}')"
+        try:
+            with conn.begin_nested():
+                for table in PARTITION_KEYS:
                     conn.execute(
-                        text(f"CREATE TABLE {name} PARTITION OF {table} FOR VALUES {bounds}")
+                        text(
+                            f"CREATE TABLE IF NOT EXISTS {month.partition(table)} "
+                            f"PARTITION OF {table} FOR VALUES {bounds}"
+                        )
                     )
-            except DBAPIError as exc:
-                if getattr(exc.orig, "sqlstate", None) != "23514":  # check_violation
-                    raise
-                log.warning("run history: %s not created: its rows are in the default", name)
-                continue
-            created.append(name)
+                if with_keys:
+                    link_partitions(conn, month.suffix)
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "23514":  # check_violation
+                raise
+            log.warning(
+                "run history: %s not created: its rows are in the default", month.partition("runs")
+            )
+            continue
+        created += [month.partition(table) for table in PARTITION_KEYS]
     return created
+
+
+def link_partitions(conn: Connection, suffix: str) -> None:
+    """The foreign key of ``run_categories_{suffix}`` to ``runs_{suffix}``."""
+    conn.execute(
+        text(
+            f"ALTER TABLE run_categories_{suffix} ADD CONSTRAINT fk_run_categories_{suffix}_runs "
+            f"FOREIGN KEY (run_id, run_queued_at) REFERENCES runs_{suffix} (id, queued_at) "
+            "ON DELETE CASCADE"
+        )
+    )
+
+
+def unlinked_partitions(conn: Connection) -> list[str]:
+    """Suffixes (``2026_12``, ``default``) of category partitions without their key yet."""
+    names = conn.scalars(
+        text(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = CAST('run_categories' AS regclass) AND NOT EXISTS ("
+            "SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'f')"
+        )
+    )
+    return [name.removeprefix("run_categories_") for name in names]
 
 
 def maintain_run_partitions(
@@ -229,8 +269,8 @@ def _drop_month(conn: Connection, month: Month, cutoff: datetime) -> bool:
     ).scalar_one()
     if unfinished:
         return False
-    for table in ("run_categories", "runs"):  # the referencing side first
-        name = month.partition(table)
+    for table in ("run_categories", "runs"):  # the referencing side first: its key goes
+        name = month.partition(table)  # with it, and nothing references runs_M any more
         if conn.execute(text("SELECT to_regclass(:n)"), {"n": name}).scalar() is not None:
             conn.execute(text(f"ALTER TABLE {table} DETACH PARTITION {name}"))
             conn.execute(text(f"DROP TABLE {name}"))

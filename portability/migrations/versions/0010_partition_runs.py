@@ -1,8 +1,9 @@
 """runs and run_categories partitioned by month on PostgreSQL; run_categories.run_queued_at
 
 ``run_categories`` carries its run's ``queued_at`` (``run_queued_at``) on both backends, so that
-on PostgreSQL both tables are partitioned by the same monthly ranges and a month of history
-goes with one ``DROP`` (``portability.db.partitions``). SQLite keeps one table each.
+on PostgreSQL both tables are partitioned by the same monthly ranges, each month's category
+rows referencing that month's runs, and a month of history goes with one ``DROP``
+(``portability.db.partitions``). SQLite keeps one table each.
 
 The partitioned tables are built from the live tables (``LIKE``, and the indexes and foreign
 keys read back from the catalog), never from a column list, so columns and indexes added by
@@ -22,7 +23,13 @@ from alembic import op
 from sqlalchemy import Connection, text
 
 import portability.db.base
-from portability.db.partitions import MONTHS_AHEAD, Month, ensure_month_partitions
+from portability.db.partitions import (
+    MONTHS_AHEAD,
+    Month,
+    ensure_month_partitions,
+    link_partitions,
+    unlinked_partitions,
+)
 
 revision: str = "0010"
 down_revision: str | None = "0007"
@@ -69,7 +76,7 @@ def upgrade() -> None:
             "PRIMARY KEY (run_id, run_queued_at, category)"
         )
     )
-    ensure_month_partitions(conn, _months_to_hold(conn))
+    ensure_month_partitions(conn, _months_to_hold(conn), with_keys=False)
     conn.execute(text("INSERT INTO runs SELECT * FROM runs_old"))
     conn.execute(
         text(
@@ -82,12 +89,8 @@ def upgrade() -> None:
     conn.execute(text("DROP TABLE runs_old"))
     _restore(conn, "runs", runs_indexes, runs_fks)
     _restore(conn, "run_categories", categories_indexes, [])
-    conn.execute(
-        text(
-            f"ALTER TABLE run_categories ADD CONSTRAINT {_RUN_FK} FOREIGN KEY "
-            "(run_id, run_queued_at) REFERENCES runs (id, queued_at) ON DELETE CASCADE"
-        )
-    )
+    for suffix in unlinked_partitions(conn):  # each month's key, checked once over its rows
+        link_partitions(conn, suffix)
 
 
 def downgrade() -> None:
@@ -99,7 +102,6 @@ def downgrade() -> None:
     conn.execute(text("LOCK TABLE runs, run_categories IN ACCESS EXCLUSIVE MODE"))
     runs_indexes, runs_fks = _indexes(conn, "runs"), _foreign_keys(conn, "runs")
     categories_indexes = _indexes(conn, "run_categories")
-    conn.execute(text(f"ALTER TABLE run_categories DROP CONSTRAINT {_RUN_FK}"))
     _set_aside(conn, "runs", runs_indexes)
     _set_aside(conn, "run_categories", categories_indexes)
 
@@ -116,7 +118,7 @@ def downgrade() -> None:
         columns = ", ".join(_columns(conn, table))
         conn.execute(text(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {table}_old"))
     _move_sequence(conn, "runs_old", "runs")
-    conn.execute(text("DROP TABLE run_categories_old"))  # with its partitions
+    conn.execute(text("DROP TABLE run_categories_old"))  # with its partitions and keys
     conn.execute(text("DROP TABLE runs_old"))
     _restore(conn, "runs", runs_indexes, runs_fks)
     _restore(conn, "run_categories", categories_indexes, [])
