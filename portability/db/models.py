@@ -412,8 +412,9 @@ class RunCategory(Base):
     category: Mapped[str] = mapped_column(String(32), primary_key=True)
     #: The run's ``queued_at``: on PostgreSQL the partition key, shared with ``runs`` so a month
     #: of history is one partition of each (``portability.db.partitions``). There the real
-    #: primary key is (run_id, run_queued_at, category) and the foreign key is (run_id,
-    #: run_queued_at) -> runs (id, queued_at); the mapper keeps the keys above on both backends.
+    #: primary key is (run_id, run_queued_at, category) and each month's partition references
+    #: that month's runs by (run_id, run_queued_at) -> (id, queued_at); the mapper keeps the
+    #: keys above on both backends.
     run_queued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     from_position: Mapped[str | None] = mapped_column(Text)
