@@ -20,7 +20,7 @@ tests/fixtures/db.py for the URL). Inserting 10M runs takes minutes and a few GB
     .venv/bin/python bench/history.py [--history N] [--schedules N] [--due N]
 
 With ``--migration``, it times instead migration 0010 (partitioning) and its downgrade over
-``--history`` runs inserted at revision 0007.
+``--history`` runs inserted at the revision before it.
 """
 
 from __future__ import annotations
@@ -35,11 +35,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 
 from bench.scheduler import populate
 from portability.db.engine import make_engine, make_session_factory, transaction
-from portability.db.migrate import downgrade, upgrade
+from portability.db.migrate import alembic_config, downgrade, upgrade
 from portability.db.partitions import Month, drop_expired_months, ensure_month_partitions
 from portability.history import prune_run_history
 from portability.runs import claim_run
@@ -110,8 +111,9 @@ def run(engine: Engine, url: str, args: argparse.Namespace) -> dict[str, object]
 
 
 def migration(engine: Engine, args: argparse.Namespace) -> dict[str, object]:
-    """Migration 0010 up and down over ``args.history`` runs written at revision 0007."""
-    upgrade(engine, "0007")
+    """Migration 0010 up and down over ``args.history`` runs written at the revision before."""
+    before = ScriptDirectory.from_config(alembic_config()).get_revision("0010").down_revision
+    upgrade(engine, str(before))
     populate(engine, args.schedules, args.due, datetime.now(UTC))
     add_history(engine, args.history, args.schedules, partitioned=False)
     begun = time.perf_counter()
@@ -119,7 +121,7 @@ def migration(engine: Engine, args: argparse.Namespace) -> dict[str, object]:
     up = time.perf_counter() - begun
     print(f"migration 0010 over {args.history:,} runs: {up:.1f} s")
     begun = time.perf_counter()
-    downgrade(engine, "0007")
+    downgrade(engine, str(before))
     down = time.perf_counter() - begun
     print(f"its downgrade: {down:.1f} s")
     return {

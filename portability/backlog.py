@@ -22,7 +22,14 @@ from portability.db.models import Access, Authorization, Run, Schedule, Stream
 from portability.platform.tables import PlatformChange
 from portability.sources.position import Position
 
-__all__ = ["Lag", "StateCollector", "delivery_lag", "due_backlog", "outbox_backlog"]
+__all__ = [
+    "Lag",
+    "StateCollector",
+    "delivery_lag",
+    "due_backlog",
+    "outbox_backlog",
+    "unseen_changes",
+]
 
 #: The lag in changes is counted up to this many (a count is an index scan).
 MAX_COUNTED_CHANGES = 1_000_000
@@ -35,6 +42,9 @@ class Lag:
 
     seconds: float = 0.0
     changes: int = 0
+    #: Which stream that is (None when no ongoing stream exists).
+    authorization_id: int | None = None
+    category: str | None = None
 
 
 def due_backlog(engine: Engine, now: datetime | None = None) -> int:
@@ -92,7 +102,11 @@ def delivery_lag(engine: Engine, now: datetime | None = None) -> Lag:
     )
     query = (
         select(
-            current_as_of.label("as_of"), Stream.category, Stream.position, Authorization.user_id
+            current_as_of.label("as_of"),
+            Stream.authorization_id,
+            Stream.category,
+            Stream.position,
+            Authorization.user_id,
         )
         .select_from(Stream)
         .join(Authorization, Authorization.id == Stream.authorization_id)
@@ -104,16 +118,21 @@ def delivery_lag(engine: Engine, now: datetime | None = None) -> Lag:
         oldest = conn.execute(query).one_or_none()
         if oldest is None:
             return Lag()
-        changes = _changes_after(conn, oldest.user_id, oldest.category, oldest.position)
+        changes = unseen_changes(conn, oldest.user_id, oldest.category, oldest.position)
     as_of = oldest.as_of
     if isinstance(as_of, str):  # SQLite loses the column type of an expression
         as_of = datetime.fromisoformat(as_of)
     if as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=now.tzinfo)
-    return Lag(max(0.0, float((now - as_of).total_seconds())), changes)
+    return Lag(
+        max(0.0, float((now - as_of).total_seconds())),
+        changes,
+        authorization_id=oldest.authorization_id,
+        category=oldest.category,
+    )
 
 
-def _changes_after(conn: Any, user_id: str, category: str, position: str | None) -> int:
+def unseen_changes(conn: Any, user_id: str, category: str, position: str | None) -> int:
     """Feed rows of the stream's user and category its position does not see (rows of
     transactions in flight at the position, or that began after it), counted to a cap."""
     if position is None:

@@ -2,8 +2,8 @@
 
 Read-only, over plain values (dicts ready for a table or JSON): ``list_runs`` (newest first,
 paginated), ``describe_run`` (app, user, grant state, destination without secrets, each
-category's counts, positions and manifest key, the error) and ``diagnose``, the one-line
-reading of a run's outcome by its typed failure reason.
+category's counts, positions and manifest key, every attempt, the error) and ``diagnose``,
+the one-line reading of a run's outcome by its typed failure reason.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portability.attempts import parse_attempts
 from portability.db.base import check_id, utcnow
 from portability.db.models import (
     App,
@@ -126,6 +127,8 @@ def describe_run(
         "error": run.last_error,
         # The raw server or driver text behind the error: staff only, never developers.
         "diagnostic": run.error_detail,
+        # Every attempt with its start, end, outcome and error (the raw diagnostic included).
+        "attempt_history": [attempt.as_dict() for attempt in parse_attempts(run.attempt_log)],
         "categories": [
             {
                 "category": row.category,

@@ -20,6 +20,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from portability.attempts import end_line, start_line
 from portability.categories import format_categories, parse_categories
 from portability.db.base import check_id, utcnow
 from portability.db.models import (
@@ -194,8 +195,14 @@ _CLAIM = (
         started_at=bindparam("p_now"),
         lease_expires_at=bindparam("p_until"),
         not_before=None,
+        attempt_log=func.coalesce(_RUNS.c.attempt_log, "").concat(bindparam("p_start")),
     )
 )
+
+
+def _ended(line: str) -> Any:
+    """``attempt_log`` with ``line`` appended, in the statement that moves the run."""
+    return func.coalesce(_RUNS.c.attempt_log, "").concat(line)
 
 
 def _forget(session: Session, run_id: int) -> None:
@@ -218,7 +225,12 @@ def claim_run(
     now = now or utcnow()
     moved = session.connection().execute(
         _CLAIM,
-        {"p_run": run_id, "p_now": now, "p_until": now + timedelta(seconds=lease_seconds)},
+        {
+            "p_run": run_id,
+            "p_now": now,
+            "p_until": now + timedelta(seconds=lease_seconds),
+            "p_start": start_line(now),
+        },
     )
     _forget(session, run_id)
     if moved.rowcount:
@@ -251,10 +263,12 @@ def release_for_retry(
 ) -> bool:
     """``running`` -> ``queued`` after a transient failure, not to start before the backoff.
 
-    ``error`` is shown to the developer; ``detail`` (raw diagnostics) to staff only. The run
-    counts as enqueued now (the worker publishes its retry with a countdown), so the
-    reconciler leaves it alone for ``reconcile_after_seconds``; ``queued_at`` stays the run's
-    creation time: it is the partition key of run history and never changes."""
+    ``error`` is shown to the developer; ``detail`` (raw diagnostics) to staff only. The
+    retry's message is due at ``not_before``, so that is when the run counts as enqueued:
+    the reconciler re-sends it only if it is still queued well after then. ``queued_at``
+    stays the run's creation time: it is the partition key of run history."""
+    now = utcnow()
+    due = now + timedelta(seconds=delay_seconds)
     return transition(
         session,
         run_id,
@@ -264,8 +278,11 @@ def release_for_retry(
         error_detail=detail,
         failure_reason=reason.value,
         lease_expires_at=None,
-        not_before=utcnow() + timedelta(seconds=delay_seconds),
-        enqueued_at=utcnow(),
+        not_before=due,
+        enqueued_at=due,
+        attempt_log=_ended(
+            end_line(now, RunStatus.QUEUED.value, reason=reason.value, error=error, detail=detail)
+        ),
         **_TOTALS,
     )
 
@@ -286,12 +303,17 @@ def finish_run(
     raw text) is stored apart, in ``runs.error_detail``, for staff only."""
     if not status.is_final:
         raise ValueError(f"{status} is not a final status")
+    now = utcnow()
+    ended = end_line(
+        now, status.value, reason=reason.value if reason else None, error=error, detail=detail
+    )
     moved = transition(
         session,
         run_id,
         expected,
         status,
-        finished_at=utcnow(),
+        finished_at=now,
+        attempt_log=_ended(ended),
         lease_expires_at=None,
         last_error=error,
         error_detail=detail,

@@ -13,15 +13,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from portability.backlog import MAX_COUNTED_CHANGES, unseen_changes
 from portability.categories import Category
-from portability.db.models import Authorization, ReplayReason, Stream
+from portability.db.base import check_id
+from portability.db.models import Authorization, ReplayReason, Run, RunCategory, Stream
 from portability.errors import NotFoundError, ValidationError
 
-__all__ = ["StreamView", "list_streams", "request_replay"]
+__all__ = ["StreamView", "describe_stream", "list_streams", "request_replay"]
+
+#: Deliveries ``describe_stream`` shows, newest first.
+RECENT_DELIVERIES = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,21 +67,64 @@ def list_streams(
     rows = session.scalars(
         query.order_by(Stream.authorization_id, Stream.destination_id, Stream.category)
     )
-    return [
-        StreamView(
-            id=row.id,
-            authorization_id=row.authorization_id,
-            destination_id=row.destination_id,
-            category=row.category,
-            position=row.position,
-            sequence=row.sequence,
-            replay_pending=row.replay_reason,
-            last_manifest_key=row.last_manifest_key,
-            last_delivered_at=row.last_delivered_at,
-            leased_by_run=row.lease_run_id,
+    return [_view(row) for row in rows]
+
+
+def _view(row: Stream) -> StreamView:
+    return StreamView(
+        id=row.id,
+        authorization_id=row.authorization_id,
+        destination_id=row.destination_id,
+        category=row.category,
+        position=row.position,
+        sequence=row.sequence,
+        replay_pending=row.replay_reason,
+        last_manifest_key=row.last_manifest_key,
+        last_delivered_at=row.last_delivered_at,
+        leased_by_run=row.lease_run_id,
+    )
+
+
+def describe_stream(session: Session, stream_id: int, *, app_id: int | None) -> dict[str, Any]:
+    """One stream for support: where it stands, how far behind the feed it is, its lease and
+    its latest deliveries (run, status, records, positions, manifest), newest first."""
+    row = session.get(Stream, check_id(stream_id, "stream id"))
+    grant = session.get(Authorization, row.authorization_id) if row is not None else None
+    if row is None or grant is None or (app_id is not None and grant.app_id != app_id):
+        raise NotFoundError(f"stream {stream_id} not found")
+    unseen = unseen_changes(session.connection(), grant.user_id, row.category, row.position)
+    deliveries = session.execute(
+        select(Run.id, Run.status, Run.finished_at, RunCategory)
+        .join(RunCategory, RunCategory.run_id == Run.id)
+        .where(
+            Run.authorization_id == row.authorization_id,
+            Run.destination_id == row.destination_id,
+            RunCategory.category == row.category,
         )
-        for row in rows
-    ]
+        .order_by(Run.id.desc())
+        .limit(RECENT_DELIVERIES)
+    ).all()
+    return {
+        **{key: getattr(_view(row), key) for key in StreamView.__slots__},
+        "user_id": grant.user_id,
+        "last_manifest_sha256": row.last_manifest_sha256,
+        "lease_expires_at": row.lease_expires_at,
+        "unseen_changes": (f"{unseen}+" if unseen >= MAX_COUNTED_CHANGES else unseen),
+        "deliveries": [
+            {
+                "run": run_id,
+                "run_status": status,
+                "status": planned.status,
+                "records": planned.records,
+                "replay": planned.replay_reason,
+                "from": planned.from_position,
+                "to": planned.to_position,
+                "manifest_key": planned.manifest_key,
+                "finished_at": finished_at,
+            }
+            for run_id, status, finished_at, planned in deliveries
+        ],
+    }
 
 
 def request_replay(

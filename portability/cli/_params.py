@@ -9,20 +9,35 @@ import typer
 
 from portability.db.base import MAX_ID
 
-__all__ = ["JSON", "LIMIT", "PAGE", "id_argument", "parse_since", "since_option"]
+__all__ = ["JSON", "LIMIT", "PAGE", "id_argument", "parse_duration", "parse_since", "since_option"]
 
 _DURATION = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _duration(value: str) -> timedelta | None:
+    match = _DURATION.match(value.strip().lower())
+    if not match:
+        return None
+    amount, unit = int(match.group(1)), _UNITS[match.group(2)]
+    return timedelta(**{unit: amount})
+
+
+def parse_duration(value: str) -> timedelta:
+    """``30m``, ``24h``, ``7d`` or ``2w`` as a ``timedelta``; a usage error otherwise."""
+    duration = _duration(value)
+    if duration is None:
+        raise typer.BadParameter(f"{value!r} is not a duration (30m, 24h, 7d, 2w)")
+    return duration
 
 
 def parse_since(value: str | None) -> datetime | None:
     """``24h``, ``30m``, ``7d``, ``2w`` ago, or an ISO date/time (UTC unless it says)."""
     if value is None:
         return None
-    match = _DURATION.match(value.strip().lower())
-    if match:
-        amount, unit = int(match.group(1)), _UNITS[match.group(2)]
-        return datetime.now(UTC) - timedelta(**{unit: amount})
+    duration = _duration(value)
+    if duration is not None:
+        return datetime.now(UTC) - duration
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:

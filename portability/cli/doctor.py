@@ -8,12 +8,13 @@ from datetime import timedelta
 from typing import TypeVar
 
 import typer
-from sqlalchemy import func, select, text
+from sqlalchemy import Engine, func, select, text
 
+from portability.backlog import delivery_lag, due_backlog
 from portability.cli import _context
 from portability.cli._errors import EXIT_FAILED
 from portability.cli._output import print_json, print_table
-from portability.cli._params import JSON
+from portability.cli._params import JSON, parse_duration
 from portability.db.base import utcnow
 from portability.db.diagnose import safe_url, translate
 from portability.db.migrate import current_revision, head_revision
@@ -33,13 +34,25 @@ class Check:
     detail: str
 
 
+def _check_duration(value: str) -> str:
+    parse_duration(value)  # a usage error before any check runs
+    return value
+
+
 def doctor_cmd(
     timeout: float = typer.Option(2.0, "--timeout", min=0.1, help="Seconds per network check."),
+    max_lag: str = typer.Option(
+        "26h",
+        "--max-lag",
+        help="How long an ongoing stream may go without being current (30m, 26h, 2d).",
+        callback=_check_duration,
+    ),
     as_json: bool = JSON,
 ) -> None:
-    """Check settings, database, schema revision, broker, live workers and stuck runs.
+    """Check settings, database, schema revision, broker, live workers, clock skew, feed lag
+    and stuck runs.
 
-    Exits 1 if any check finds a problem. Example: portability doctor --timeout 1
+    Exits 1 if any check finds a problem. Example: portability doctor --timeout 1 --max-lag 2d
     """
     checks: list[Check] = []
     settings = _run(checks, "settings", _settings)
@@ -49,6 +62,7 @@ def doctor_cmd(
             schema_ok = _run(checks, "schema", lambda: _schema(settings))
             if schema_ok:
                 _run(checks, "stuck runs", lambda: _stuck_runs(settings))
+                _run(checks, "feed lag", lambda: _feed_lag(settings, parse_duration(max_lag)))
             _run(checks, "clock", _clock)
         broker_ok = _run(checks, "broker", lambda: _broker(settings, timeout))
         if broker_ok:
@@ -159,6 +173,57 @@ def _stuck_runs(settings: Settings) -> tuple[bool, str]:
             "them; list them with `portability runs list --status queued --status running`"
         )
     return True, "no run waits longer than it should"
+
+
+def _feed_lag(settings: Settings, max_lag: timedelta) -> tuple[bool, str]:
+    """The furthest-behind ongoing stream, the schedules left unclaimed, and (PostgreSQL) the
+    oldest open transaction, which holds back the feed's retention but never a delivery."""
+    engine = _context.engine()
+    lag = delivery_lag(engine)
+    unclaimed = due_backlog(
+        engine, utcnow() - timedelta(seconds=2 * settings.reconcile_after_seconds)
+    )
+    if unclaimed:
+        raise PortabilityError(
+            f"{unclaimed} schedule(s) were due more than {2 * settings.reconcile_after_seconds} s "
+            "ago and are still unclaimed: start a scheduler (`portability scheduler run` or "
+            "`make beat`) and check its log"
+        )
+    if lag.seconds > max_lag.total_seconds():
+        raise PortabilityError(
+            f"the stream of grant {lag.authorization_id} ({lag.category}) was last current "
+            f"{_hours(lag.seconds)} ago and has {lag.changes} change(s) it has not delivered: "
+            f"see `portability streams list --grant {lag.authorization_id}` and "
+            "`portability runs list --status failed`; a paused or failing schedule keeps it behind"
+        )
+    detail = (
+        f"the furthest-behind ongoing stream was current {_hours(lag.seconds)} ago "
+        f"({lag.changes} change(s) behind)"
+        if lag.authorization_id is not None
+        else "no ongoing stream"
+    )
+    oldest = _oldest_transaction(engine)
+    if oldest is not None:
+        detail += f"; the server's oldest open transaction began {_hours(oldest)} ago"
+    return True, detail
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
+def _oldest_transaction(engine: Engine) -> float | None:
+    """Age in seconds of the oldest transaction holding a snapshot on the server."""
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as connection:
+        age = connection.execute(
+            text(
+                "SELECT EXTRACT(EPOCH FROM clock_timestamp() - min(xact_start)) "
+                "FROM pg_stat_activity WHERE backend_xmin IS NOT NULL AND pid <> pg_backend_pid()"
+            )
+        ).scalar()
+    return None if age is None else float(age)
 
 
 def _broker(settings: Settings, timeout: float) -> tuple[bool, str]:

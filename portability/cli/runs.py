@@ -95,7 +95,25 @@ def show_cmd(run_id: int = id_argument("run"), as_json: bool = JSON) -> None:
     if as_json:
         print_json(view)
         return
-    print_record(view, title=f"run {view['id']}")
+    print_record(
+        {**view, "attempt_history": [_attempt_row(a) for a in view["attempt_history"]]},
+        title=f"run {view['id']}",
+    )
+
+
+def _attempt_row(attempt: dict[str, Any]) -> dict[str, Any]:
+    """An attempt narrowed to what fits a terminal (``--json`` has the worker and diagnostic)."""
+
+    def moment(value: str | None) -> str | None:
+        return value.replace("T", " ")[:19] if value else None
+
+    return {
+        "#": attempt["number"],
+        "started": moment(attempt["started_at"]),
+        "ended": moment(attempt["ended_at"]),
+        "outcome": attempt["outcome"] or "running",
+        "error": attempt["error"],
+    }
 
 
 @group.command("cancel")

@@ -15,10 +15,12 @@ import typer
 
 from portability.audit import record
 from portability.cli import _context
-from portability.streams import StreamView, list_streams, request_replay
+from portability.cli._output import print_json, print_record
+from portability.cli._params import JSON, id_argument
+from portability.streams import StreamView, describe_stream, list_streams, request_replay
 
 group = typer.Typer(
-    help="Delivery streams (grant, destination, category): list, and replay in full.",
+    help="Delivery streams (grant, destination, category): list, show, and replay in full.",
     no_args_is_help=True,
 )
 
@@ -58,6 +60,21 @@ def list_cmd(
             f"{view.destination_id} {view.category:<16} manifest {view.sequence:>5}  "
             f"last delivery {last}{pending}"
         )
+
+
+@group.command("show")
+def show_cmd(stream_id: int = id_argument("stream"), as_json: bool = JSON) -> None:
+    """One stream: its position, the changes it has not delivered yet, its lease and its
+    latest deliveries with their positions and manifests.
+
+    Example: portability streams show 7
+    """
+    with _context.sessions()() as session:
+        view = describe_stream(session, stream_id, app_id=None)
+    if as_json:
+        print_json(view)
+        return
+    print_record(view, title=f"stream {view['id']}")
 
 
 @group.command("replay")

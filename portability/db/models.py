@@ -389,6 +389,8 @@ class Run(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     #: Raw diagnostic (server messages, driver errors) for staff only: never shown to developers.
     error_detail: Mapped[str | None] = mapped_column(Text)
+    #: Every attempt's start and end, as JSON lines (``portability.attempts``): staff only.
+    attempt_log: Mapped[str | None] = mapped_column(Text)
 
     @validates("categories")
     def _check_categories(self, _key: str, value: object) -> str:

@@ -11,11 +11,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from portability.db.engine import make_engine, transaction
-from portability.db.migrate import downgrade, upgrade
+from portability.db.migrate import alembic_config, downgrade, upgrade
 from portability.db.partitions import (
     Month,
     ensure_month_partitions,
@@ -30,6 +31,9 @@ from tests.fixtures.services import require_service
 from tests.fixtures.transfers import assert_exactly_once, run_to_end
 
 pytestmark = pytest.mark.services
+
+#: The revision migration 0010 upgrades from.
+BEFORE = str(ScriptDirectory.from_config(alembic_config()).get_revision("0010").down_revision)
 
 NOW = datetime.now(UTC)
 #: Months of history before the migration: a year ago, three months ago, last month, now.
@@ -58,6 +62,19 @@ def partitioned_engine(fresh_engine: Engine) -> Engine:
 def _rows(conn: Connection, table: str, order: str) -> list[tuple[object, ...]]:
     columns = "id, status, queued_at, finished_at" if table == "runs" else "run_id, category"
     return [tuple(r) for r in conn.execute(text(f"SELECT {columns} FROM {table} ORDER BY {order}"))]
+
+
+def _columns(conn: Connection, table: str) -> list[tuple[str, str, bool]]:
+    return [
+        tuple(r)
+        for r in conn.execute(
+            text(
+                "SELECT column_name, data_type, is_nullable = 'YES' FROM information_schema.columns"
+                " WHERE table_schema = current_schema() AND table_name = :t ORDER BY column_name"
+            ),
+            {"t": table},
+        )
+    ]
 
 
 def _constraints(conn: Connection) -> set[tuple[str, str]]:
@@ -96,7 +113,7 @@ def _month_key(engine: Engine, suffix: str) -> str | None:
 
 
 def _history_over_months(engine: Engine, make_transfer) -> tuple[object, list[int]]:
-    """Ended runs queued in several months, each with its category rows, at revision 0007."""
+    """Ended runs queued in several months, each with its category rows, before 0010."""
     transfer = make_transfer(engine, MemoryDestination(), records=10, categories="posts,profile")
     ids = [transfer.new_run(now=NOW - age) for age in AGES]
     with engine.begin() as conn:
@@ -118,15 +135,17 @@ def _history_over_months(engine: Engine, make_transfer) -> tuple[object, list[in
 def test_upgrade_puts_every_run_and_category_row_in_its_months_partition(
     fresh_engine, make_transfer
 ):
-    upgrade(fresh_engine, "0007")
+    upgrade(fresh_engine, BEFORE)
     _, ids = _history_over_months(fresh_engine, make_transfer)
     with fresh_engine.connect() as conn:
         runs_before = _rows(conn, "runs", "id")
         categories_before = _rows(conn, "run_categories", "run_id, category")
+        columns_before = _columns(conn, "runs")
 
     upgrade(fresh_engine)
 
     with fresh_engine.connect() as conn:
+        assert _columns(conn, "runs") == columns_before  # attempt_log (0009) and the rest
         assert _rows(conn, "runs", "id") == runs_before
         assert _rows(conn, "run_categories", "run_id, category") == categories_before
         placed = conn.execute(
@@ -157,7 +176,7 @@ def test_upgrade_puts_every_run_and_category_row_in_its_months_partition(
 def test_after_the_upgrade_a_run_is_created_claimed_and_exported_end_to_end(
     fresh_engine, make_transfer
 ):
-    upgrade(fresh_engine, "0007")
+    upgrade(fresh_engine, BEFORE)
     transfer, ids = _history_over_months(fresh_engine, make_transfer)
     upgrade(fresh_engine)
 
@@ -190,7 +209,7 @@ def test_a_category_row_cannot_name_a_run_that_does_not_exist(partitioned_engine
 def test_downgrade_merges_the_partitions_back_into_single_tables_with_every_row(
     fresh_engine, make_transfer
 ):
-    upgrade(fresh_engine, "0007")
+    upgrade(fresh_engine, BEFORE)
     _history_over_months(fresh_engine, make_transfer)
     with fresh_engine.connect() as conn:
         runs_before = _rows(conn, "runs", "id")
@@ -198,7 +217,7 @@ def test_downgrade_merges_the_partitions_back_into_single_tables_with_every_row(
         constraints_before, indexes_before = _constraints(conn), _indexes(conn)
     upgrade(fresh_engine)
 
-    downgrade(fresh_engine, "0007")
+    downgrade(fresh_engine, BEFORE)
 
     with fresh_engine.connect() as conn:
         assert _rows(conn, "runs", "id") == runs_before

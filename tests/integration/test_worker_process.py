@@ -252,7 +252,8 @@ def test_a_pool_process_killed_mid_run_is_taken_over_without_the_reconciler(
     pg_url, slow_env, start_worker, make_transfer, s3_endpoint, make_bucket
 ):
     engine = make_engine(pg_url)
-    transfer = _activity_transfer(make_transfer, engine, slow_env, s3_endpoint, make_bucket, 20_000)
+    # Long enough (400 parts) that a loaded machine still sees the run in the middle.
+    transfer = _activity_transfer(make_transfer, engine, slow_env, s3_endpoint, make_bucket, 40_000)
     run_id = transfer.new_run()
     worker = start_worker(env=slow_env)
     _enqueue(slow_env, run_id)
@@ -263,6 +264,7 @@ def test_a_pool_process_killed_mid_run_is_taken_over_without_the_reconciler(
     )
 
     worker.kill_children()
+    assert _status(engine, run_id) == "running", "the run ended before the kill: lengthen it"
     wait_until(
         lambda: _status(engine, run_id) in {"succeeded", "failed", "cancelled"},
         timeout=60,  # the 3 s lease plus a redelivery: no 3600 s timeout or reconciler

@@ -13,6 +13,7 @@ from portability.cli._errors import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK
 from portability.crypto import CredentialBox
 from portability.db.models import Run, RunStatus
 from portability.devtools.sample import register_sample_transfer
+from portability.errors import FailureReason
 from portability.registry import add_user, revoke_grant
 from portability.runs import create_run
 from tests.fixtures.cli import CLOSED_BROKER
@@ -193,3 +194,61 @@ def test_dry_run_of_named_runs_says_which_would_be_refused_and_why(cli, support)
         {"run": 999, "action": "refused: run 999 not found"},
     ]
     assert support.runs() == 2
+
+
+def test_show_lists_every_attempt_with_its_time_outcome_and_error(cli, support):
+    """A transient failure, a worker that died mid-attempt, then a permanent failure."""
+    from datetime import timedelta
+
+    from portability.db.base import utcnow
+    from portability.runs import claim_run, finish_run, release_for_retry
+
+    sessions = support.sessions()
+    with sessions.begin() as session:
+        run_id = create_run(
+            session,
+            app_id=None,
+            authorization_id=support.authorization_id,
+            destination_id=support.destination_id,
+            categories="posts",
+        ).id
+    with sessions.begin() as session:
+        claim_run(session, run_id, lease_seconds=30)
+        release_for_retry(
+            session,
+            run_id,
+            error="the destination is unavailable (503)",
+            reason=FailureReason.DESTINATION_TRANSIENT,
+            delay_seconds=0,
+        )
+    with sessions.begin() as session:
+        claim_run(session, run_id, lease_seconds=30)  # this worker dies: its lease lapses
+    with sessions.begin() as session:
+        assert claim_run(session, run_id, lease_seconds=30, now=utcnow() + timedelta(minutes=5))
+        finish_run(
+            session,
+            run_id,
+            RunStatus.FAILED,
+            error="access denied to bucket dev-bucket",
+            reason=FailureReason.DESTINATION_PERMANENT,
+            detail="AccessDenied: s3:PutObject",
+        )
+
+    shown = cli("runs", "show", run_id, "--json", env=support.env)
+    table = cli("runs", "show", run_id, env=support.env)
+
+    assert shown.exit_code == EXIT_OK, shown.stderr
+    history = json.loads(shown.stdout)["attempt_history"]
+    assert [(a["number"], a["outcome"], a["error"]) for a in history] == [
+        (1, "queued", "the destination is unavailable (503)"),
+        (
+            2,
+            "lapsed",
+            "ended without a record: the worker died, was killed or lost its lease, "
+            "and the run was taken over",
+        ),
+        (3, "failed", "access denied to bucket dev-bucket"),
+    ]
+    assert history[2]["detail"] == "AccessDenied: s3:PutObject"
+    assert all(a["started_at"] and a["worker"] for a in history)
+    assert "attempt_history:" in table.stdout and "lapsed" in table.stdout

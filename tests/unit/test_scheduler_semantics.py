@@ -22,10 +22,11 @@ from sqlalchemy import select, update
 
 from portability import registry
 from portability.crypto import CredentialBox
+from portability.db.base import utcnow
 from portability.db.engine import make_engine, make_session_factory, transaction
 from portability.db.models import Access, App, AppStatus, Authorization, Run, RunStatus, Schedule
-from portability.errors import ValidationError
-from portability.runs import claim_run, finish_run
+from portability.errors import FailureReason, ValidationError
+from portability.runs import claim_run, finish_run, release_for_retry
 from portability.settings import Settings
 from schedules import DatabaseRuntime, TickResult, reconcile_runs, run_tick
 from schedules.loop import SchedulerLoop
@@ -456,6 +457,33 @@ def test_crash_between_commit_and_enqueue_is_recovered_by_the_reconciler(world: 
     late = reconcile_runs(world.runtime, world.enqueue, now=T0 + HOUR + threshold * 1.5)
     again = reconcile_runs(world.runtime, world.enqueue, now=T0 + HOUR + threshold * 1.6)
     assert (early, late, again, world.sent) == (0, 1, 0, [[run.id]])
+
+
+def test_a_run_waiting_for_its_retry_is_resent_only_well_after_the_retry_was_due(
+    world: World,
+) -> None:
+    """The worker publishes the retry with its countdown; the reconciler stands back until
+    the retry's moment plus its threshold, and the run keeps the time it was first queued."""
+    schedule_id = world.schedule("@hourly")
+    (run_id,) = world.tick(T0 + HOUR).run_ids
+    with transaction(world.runtime.sessions) as session:
+        assert claim_run(session, run_id, lease_seconds=60)
+        assert release_for_retry(
+            session,
+            run_id,
+            error="the destination is unavailable",
+            reason=FailureReason.DESTINATION_TRANSIENT,
+            delay_seconds=600,
+        )
+    due = utcnow() + timedelta(seconds=600)
+    threshold = timedelta(seconds=world.runtime.settings.reconcile_after_seconds)
+
+    before = reconcile_runs(world.runtime, world.enqueue, now=due + threshold / 2)
+    after = reconcile_runs(world.runtime, world.enqueue, now=due + threshold * 1.5)
+
+    assert (before, after, world.sent) == (0, 1, [[run_id], [run_id]])  # the tick, then this
+    (run,) = world.runs(schedule_id)
+    assert run.queued_at == T0 + HOUR
 
 
 def test_duplicate_message_for_a_run_is_dropped_by_the_worker_claim(world: World) -> None:

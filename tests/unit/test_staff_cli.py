@@ -122,3 +122,93 @@ def test_doctor_lists_runs_stuck_in_queued_with_what_to_do(cli, support):
     assert not checks["stuck runs"]["ok"]
     assert "1 run(s) queued" in checks["stuck runs"]["detail"]
     assert "start workers" in checks["stuck runs"]["detail"]
+
+
+def _lagging_stream(sqlite_engine, make_transfer, *, days: int) -> int:
+    """An ongoing, scheduled stream last current ``days`` ago; returns its grant."""
+    from datetime import timedelta
+
+    from sqlalchemy import text
+
+    from portability.db.base import utcnow
+    from portability.destinations.memory import MemoryDestination
+    from tests.fixtures.transfers import run_to_end
+
+    transfer = make_transfer(sqlite_engine, MemoryDestination(), records=10, categories="posts")
+    assert run_to_end(transfer, transfer.new_run()) == "succeeded"
+    with transfer.runtime.sessions.begin() as session:
+        create_schedule(
+            session,
+            app_id=transfer.app_id,
+            authorization_id=transfer.authorization_id,
+            destination_id=transfer.destination_id,
+            categories="posts",
+            cron="@daily",
+            timezone="UTC",
+        )
+    then = utcnow() - timedelta(days=days)
+    with sqlite_engine.begin() as conn:
+        conn.execute(
+            text("UPDATE streams SET last_delivered_at = :t, updated_at = :t"), {"t": then}
+        )
+        conn.execute(text("UPDATE runs SET started_at = :t"), {"t": then})
+    return int(transfer.authorization_id)
+
+
+def test_doctor_names_the_stream_left_behind_and_where_to_look(
+    cli, sqlite_url, sqlite_engine, make_transfer, tmp_path
+):
+    grant = _lagging_stream(sqlite_engine, make_transfer, days=3)
+    env = {"PORTABILITY_DATABASE_URL": sqlite_url, "PORTABILITY_DATA_DIR": str(tmp_path / "d")}
+
+    behind = cli("doctor", "--json", "--max-lag", "2d", env=env)
+    tolerated = cli("doctor", "--json", "--max-lag", "4d", env=env)
+
+    checks = {c["name"]: c for c in json.loads(behind.stdout)}
+    assert behind.exit_code == EXIT_FAILED
+    assert not checks["feed lag"]["ok"]
+    assert (
+        f"the stream of grant {grant} (posts) was last current 72.0 h ago"
+        in (checks["feed lag"]["detail"])
+    )
+    assert f"portability streams list --grant {grant}" in checks["feed lag"]["detail"]
+    assert tolerated.exit_code == EXIT_OK, tolerated.stdout
+    assert (
+        "current 72.0 h ago"
+        in {c["name"]: c for c in json.loads(tolerated.stdout)}["feed lag"]["detail"]
+    )
+
+
+def test_doctor_names_schedules_due_and_never_claimed(cli, support):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from portability.db.base import utcnow
+    from portability.db.models import Schedule
+
+    with support.sessions().begin() as session:
+        create_schedule(
+            session,
+            app_id=session.get(Authorization, support.authorization_id).app_id,
+            authorization_id=support.authorization_id,
+            destination_id=support.destination_id,
+            categories="posts",
+            cron="@hourly",
+            timezone="UTC",
+        )
+        session.execute(update(Schedule).values(next_run_at=utcnow() - timedelta(hours=2)))
+
+    result = cli("doctor", "--json", env=support.env)
+
+    checks = {c["name"]: c for c in json.loads(result.stdout)}
+    assert result.exit_code == EXIT_FAILED
+    assert "1 schedule(s) were due" in checks["feed lag"]["detail"]
+    assert "portability scheduler run" in checks["feed lag"]["detail"]
+
+
+def test_doctor_rejects_a_maximum_lag_that_is_not_a_duration(cli, support):
+    result = cli("doctor", "--max-lag", "soon", env=support.env)
+
+    assert result.exit_code == EXIT_USAGE
+    assert "'soon' is not a duration" in result.stderr

@@ -103,3 +103,39 @@ def test_streams_replay_asks_before_it_acts(sqlite_url, sqlite_engine, make_tran
     with sqlite_engine.connect() as conn:
         pending = conn.execute(text("SELECT count(*) FROM streams WHERE replay_reason IS NOT NULL"))
         assert pending.scalar_one() == 0
+
+
+def test_streams_show_gives_the_changes_not_yet_delivered_and_the_latest_deliveries(
+    sqlite_url, sqlite_engine, make_transfer
+):
+    from portability.platform.mutate import mutate
+
+    transfer = make_transfer(sqlite_engine, MemoryDestination(), records=40, categories="posts")
+    first, second = transfer.new_run(), None
+    assert run_to_end(transfer, first) == "succeeded"
+    mutate(
+        sqlite_engine, user_id=transfer.user_id, updates=2, deletes=0, seed=1, categories=["posts"]
+    )
+    second = transfer.new_run()
+    assert run_to_end(transfer, second) == "succeeded"
+    mutate(
+        sqlite_engine, user_id=transfer.user_id, updates=3, deletes=0, seed=2, categories=["posts"]
+    )
+    with sqlite_engine.connect() as conn:
+        stream_id = conn.execute(text("SELECT id FROM streams")).scalar_one()
+
+    shown = portability("streams", "show", str(stream_id), "--json", database_url=sqlite_url)
+    table = portability("streams", "show", str(stream_id), database_url=sqlite_url)
+    missing = portability("streams", "show", "999", database_url=sqlite_url)
+
+    assert shown.returncode == 0, shown.stderr
+    view = json.loads(shown.stdout)
+    assert (view["category"], view["sequence"], view["unseen_changes"]) == ("posts", 2, 3)
+    assert [(d["run"], d["replay"]) for d in view["deliveries"]] == [
+        (second, None),
+        (first, "first_delivery"),
+    ]
+    assert view["deliveries"][0]["records"] == 2
+    assert view["deliveries"][0]["manifest_key"] == view["last_manifest_key"]
+    assert table.returncode == 0 and f"stream {stream_id}" in table.stdout
+    assert missing.returncode == 3 and "stream 999 not found" in missing.stderr

@@ -11,7 +11,7 @@ earlier migrations carry over. Rows are copied in the migration's transaction un
 exclusive lock: plan for the copy's time on a large history (see docs/operations.md).
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 Create Date: 2026-12-07 11:45:00.000000
 """
 
@@ -32,7 +32,7 @@ from portability.db.partitions import (
 )
 
 revision: str = "0010"
-down_revision: str | None = "0007"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
