@@ -82,9 +82,9 @@ def register(url: str, runs: int) -> tuple[str, int, int, int]:
         ]
         session.execute(
             text(
-                "INSERT INTO run_categories (run_id, category, status, records, bytes, parts,"
-                " sequence, manifest_key, is_reset) VALUES (:r, :c, 'done', 1000, 250000, 1,"
-                " 1, :k, false)"
+                "INSERT INTO run_categories (run_id, run_queued_at, category, status, records,"
+                " bytes, parts, sequence, manifest_key) SELECT id, queued_at, :c, 'done', 1000,"
+                " 250000, 1, 1, :k FROM runs WHERE id = :r"
             ),
             [
                 {"r": r, "c": c, "k": f"exports/u1/{c}/manifest-{r:08d}.json"}

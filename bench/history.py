@@ -7,12 +7,20 @@ and times, first with no run history and then after inserting ``--history`` fini
 - the tick that claims the due schedules and writes their runs (enqueue is a no-op here:
   ``bench/scheduler.py`` measures publishing);
 - ``claim_run`` of ``--claims`` of those runs, one transaction each (median and p95 ms);
-- one batch of history retention (``prune_run_history``, 5,000 runs).
+- one batch of history retention (``prune_run_history``, 5,000 runs);
+- on the partitioned schema (migration 0010), the drop of the expired months
+  (``drop_expired_months``: one ``DETACH`` + ``DROP`` per month).
+
+The year's monthly partitions are created before the history is inserted, as the scheduler's
+maintenance would have created each in its time.
 
 Prints its figures; the last line is one JSON object. Needs PostgreSQL on loopback (see
 tests/fixtures/db.py for the URL). Inserting 10M runs takes minutes and a few GB of disk.
 
     .venv/bin/python bench/history.py [--history N] [--schedules N] [--due N]
+
+With ``--migration``, it times instead migration 0010 (partitioning) and its downgrade over
+``--history`` runs inserted at the revision before it.
 """
 
 from __future__ import annotations
@@ -22,16 +30,18 @@ import json
 import statistics
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 
 from bench.scheduler import populate
 from portability.db.engine import make_engine, make_session_factory, transaction
-from portability.db.migrate import upgrade
+from portability.db.migrate import alembic_config, downgrade, upgrade
+from portability.db.partitions import Month, drop_expired_months, ensure_month_partitions
 from portability.history import prune_run_history
 from portability.runs import claim_run
 from portability.settings import Settings
@@ -48,12 +58,13 @@ def main() -> None:
     parser.add_argument("--due", type=int, default=1_000)
     parser.add_argument("--claims", type=int, default=300)
     parser.add_argument("--keep", action="store_true", help="do not drop the schema")
+    parser.add_argument("--migration", action="store_true", help="time migration 0010")
     args = parser.parse_args()
     schema = create_pg_schema("bench_hist")
     url = pg_schema_url(schema)
     engine = make_engine(url)
     try:
-        print(json.dumps(run(engine, url, args)))
+        print(json.dumps(migration(engine, args) if args.migration else run(engine, url, args)))
     finally:
         engine.dispose()
         if not args.keep:
@@ -62,6 +73,9 @@ def main() -> None:
 
 def run(engine: Engine, url: str, args: argparse.Namespace) -> dict[str, object]:
     upgrade(engine)
+    with engine.begin() as conn:
+        this = Month.of(datetime.now(UTC))
+        ensure_month_partitions(conn, [this.plus(-i) for i in range(13)])
     populate(engine, args.schedules, args.due, datetime.now(UTC))
     runtime = DatabaseRuntime(Settings(database_url=url), engine, make_session_factory(engine))
     measure(runtime, args)  # warm the pool and the caches
@@ -70,12 +84,19 @@ def run(engine: Engine, url: str, args: argparse.Namespace) -> dict[str, object]
     started = time.perf_counter()
     add_history(engine, args.history, args.schedules)
     print(f"inserted {args.history:,} historical runs in {time.perf_counter() - started:.0f} s")
+    measure(runtime, args)  # warm the caches for the new tables' pages, as before
     after = measure(runtime, args)
     print(f"{args.history:,} historical runs: {after}")
     begun = time.perf_counter()
     pruned = prune_run_history(engine, older_than_days=300, batch=5000, max_batches=1)
     prune_ms = (time.perf_counter() - begun) * 1000
     print(f"history retention: {pruned:,} runs deleted in one batch, {prune_ms:.0f} ms")
+    begun = time.perf_counter()
+    dropped = drop_expired_months(engine, cutoff=datetime.now(UTC) - timedelta(days=300))
+    drop_ms = (time.perf_counter() - begun) * 1000
+    print(f"partition retention: {len(dropped)} months dropped in {drop_ms:.0f} ms")
+    final = measure(runtime, args)
+    print(f"after retention: {final}")
     return {
         "history": args.history,
         "schedules": args.schedules,
@@ -83,6 +104,30 @@ def run(engine: Engine, url: str, args: argparse.Namespace) -> dict[str, object]
         "before": before,
         "after": after,
         "prune_batch_ms": round(prune_ms),
+        "months_dropped": len(dropped),
+        "drop_months_ms": round(drop_ms),
+        "after_retention": final,
+    }
+
+
+def migration(engine: Engine, args: argparse.Namespace) -> dict[str, object]:
+    """Migration 0010 up and down over ``args.history`` runs written at the revision before."""
+    before = ScriptDirectory.from_config(alembic_config()).get_revision("0010").down_revision
+    upgrade(engine, str(before))
+    populate(engine, args.schedules, args.due, datetime.now(UTC))
+    add_history(engine, args.history, args.schedules, partitioned=False)
+    begun = time.perf_counter()
+    upgrade(engine)
+    up = time.perf_counter() - begun
+    print(f"migration 0010 over {args.history:,} runs: {up:.1f} s")
+    begun = time.perf_counter()
+    downgrade(engine, str(before))
+    down = time.perf_counter() - begun
+    print(f"its downgrade: {down:.1f} s")
+    return {
+        "history": args.history,
+        "upgrade_seconds": round(up, 1),
+        "downgrade_seconds": round(down, 1),
     }
 
 
@@ -114,8 +159,10 @@ def measure(runtime: DatabaseRuntime, args: argparse.Namespace) -> dict[str, flo
     }
 
 
-def add_history(engine: Engine, count: int, schedules: int) -> None:
-    """``count`` succeeded runs of the benchmark's grants, finished over the last year."""
+def add_history(engine: Engine, count: int, schedules: int, *, partitioned: bool = True) -> None:
+    """``count`` succeeded runs of the benchmark's grants, finished over the last year
+    (``partitioned``: at head, where category rows carry their run's ``queued_at``)."""
+    queued_at = ("run_queued_at, ", "queued_at, ") if partitioned else ("", "")
     for start in range(0, count, _CHUNK):
         size = min(_CHUNK, count - start)
         with engine.begin() as conn:
@@ -134,8 +181,9 @@ def add_history(engine: Engine, count: int, schedules: int) -> None:
             )
             conn.execute(
                 text(
-                    "INSERT INTO run_categories (run_id, category, status, records, bytes, parts) "
-                    "SELECT id, 'posts', 'done', 10, 1000, 1 FROM runs "
+                    f"INSERT INTO run_categories (run_id, {queued_at[0]}category, status, "
+                    "records, bytes, parts) "
+                    f"SELECT id, {queued_at[1]}'posts', 'done', 10, 1000, 1 FROM runs "
                     "WHERE id > (SELECT coalesce(max(run_id), 0) FROM run_categories)"
                 )
             )

@@ -17,11 +17,19 @@ from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import aliased
 
 from portability.db.base import utcnow
+from portability.db.event_models import Event
 from portability.db.models import Access, Authorization, Run, Schedule, Stream
 from portability.platform.tables import PlatformChange
 from portability.sources.position import Position
 
-__all__ = ["Lag", "StateCollector", "delivery_lag", "due_backlog", "unseen_changes"]
+__all__ = [
+    "Lag",
+    "StateCollector",
+    "delivery_lag",
+    "due_backlog",
+    "outbox_backlog",
+    "unseen_changes",
+]
 
 #: The lag in changes is counted up to this many (a count is an index scan).
 MAX_COUNTED_CHANGES = 1_000_000
@@ -46,6 +54,15 @@ def due_backlog(engine: Engine, now: datetime | None = None) -> int:
             select(func.count())
             .select_from(Schedule)
             .where(Schedule.next_run_at <= (now or utcnow()), Schedule.is_paused.is_(False))
+        )
+    return int(value or 0)
+
+
+def outbox_backlog(engine: Engine) -> int:
+    """Events not dispatched yet: what the dispatcher has to fan out (its partial index)."""
+    with engine.connect() as conn:
+        value = conn.scalar(
+            select(func.count()).select_from(Event).where(Event.dispatched_at.is_(None))
         )
     return int(value or 0)
 
@@ -150,13 +167,19 @@ class StateCollector:
     def __init__(self, engine: Engine, ttl: float = 15.0) -> None:
         self._engine = engine
         self._ttl = ttl
-        self._cached: tuple[float, int, Lag] | None = None
+        self._cached: tuple[float, int, Lag, int] | None = None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         now = time.monotonic()
         if self._cached is None or now - self._cached[0] > self._ttl:
-            self._cached = (now, due_backlog(self._engine), delivery_lag(self._engine))
-        _, backlog, lag = self._cached
+            engine = self._engine
+            self._cached = (now, due_backlog(engine), delivery_lag(engine), outbox_backlog(engine))
+        _, backlog, lag, outbox = self._cached
+        yield GaugeMetricFamily(
+            "portability_events_outbox_backlog",
+            "Events recorded and not dispatched to their endpoints yet.",
+            outbox,
+        )
         yield GaugeMetricFamily(
             "portability_scheduler_due_backlog", "Schedules due now and not yet claimed.", backlog
         )

@@ -35,6 +35,7 @@ from portability.db.models import Run, RunCategory
 
 if TYPE_CHECKING:
     from portability.backlog import Lag
+    from portability.events.send import DeliveryOutcome
 
 __all__ = [
     "Metrics",
@@ -47,6 +48,9 @@ __all__ = [
 
 _RUN_SECONDS = (1, 5, 15, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600)
 _TICK_SECONDS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_POST_SECONDS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+#: From an event to its delivery: seconds when all is well, hours while a receiver is down.
+_EVENT_SECONDS = (0.5, 1, 2.5, 5, 15, 60, 300, 900, 3600, 6 * 3600, 24 * 3600, 72 * 3600)
 #: Gauges set by one process at a time (scheduler, beat): in multiprocess mode the live
 #: process's latest value is the one to show.
 _GAUGE_MODE: Final = "livemostrecent"
@@ -150,6 +154,36 @@ class Metrics:
             registry=r,
             multiprocess_mode=_GAUGE_MODE,
         )
+        self.webhook_attempts = Counter(
+            "portability_webhook_attempts",
+            "Webhook delivery attempts by outcome: delivered, retry, failed (gave up), "
+            "endpoint_disabled (not sent: its endpoint is disabled).",
+            ["outcome"],
+            registry=r,
+        )
+        self.webhook_attempt_duration = Histogram(
+            "portability_webhook_attempt_seconds",
+            "How long one webhook POST took, answered or not.",
+            buckets=_POST_SECONDS,
+            registry=r,
+        )
+        self.webhook_delay = Histogram(
+            "portability_webhook_delivery_delay_seconds",
+            "From an event to its successful delivery to an endpoint.",
+            buckets=_EVENT_SECONDS,
+            registry=r,
+        )
+        self.endpoints_disabled = Counter(
+            "portability_webhook_endpoints_disabled",
+            "Webhook endpoints disabled after failing for the whole retry window.",
+            registry=r,
+        )
+        self.outbox_backlog = Gauge(
+            "portability_events_outbox_backlog",
+            "Events recorded and not dispatched to their endpoints yet.",
+            registry=r,
+            multiprocess_mode=_GAUGE_MODE,
+        )
 
     # -- seams: the worker after a run, the scheduler after a tick ---------------------------
 
@@ -178,9 +212,24 @@ class Metrics:
             if count:
                 self.tick_schedules.labels(outcome=outcome).inc(count)
 
-    def observe_state(self, *, backlog: int, lag: Lag, queues: Mapping[str, int | None]) -> None:
+    def observe_delivery(self, outcome: DeliveryOutcome) -> None:
+        """Count one webhook attempt (nothing for a duplicate or early message)."""
+        if outcome.result is None:
+            return
+        self.webhook_attempts.labels(outcome=outcome.result).inc()
+        if outcome.attempt_seconds is not None:
+            self.webhook_attempt_duration.observe(outcome.attempt_seconds)
+        if outcome.delay_seconds is not None:
+            self.webhook_delay.observe(outcome.delay_seconds)
+        if outcome.disabled_endpoint:
+            self.endpoints_disabled.inc()
+
+    def observe_state(
+        self, *, backlog: int, lag: Lag, queues: Mapping[str, int | None], outbox: int
+    ) -> None:
         """The gauges read from the database (``portability.backlog``) and the broker."""
         self.due_backlog.set(backlog)
+        self.outbox_backlog.set(outbox)
         self.lag.set(lag.seconds)
         self.lag_changes.set(lag.changes)
         for queue, depth in queues.items():

@@ -18,16 +18,17 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
-from portability.backlog import delivery_lag, due_backlog
+from portability.backlog import delivery_lag, due_backlog, outbox_backlog
 from portability.health import Heartbeat
 from portability.logs import bound
 from portability.metrics import Metrics, read_run_facts
 
 if TYPE_CHECKING:
+    from portability.events.send import DeliveryOutcome
     from portability.export import RunOutcome
     from portability.runtime import Runtime
 
-__all__ = ["SchedulerProbe", "one_line", "report_run"]
+__all__ = ["SchedulerProbe", "one_line", "report_delivery", "report_run"]
 
 log = logging.getLogger("portability.scheduler")
 run_log = logging.getLogger("portability.worker")
@@ -75,6 +76,7 @@ class SchedulerProbe:
             backlog=due_backlog(self.engine),
             lag=delivery_lag(self.engine),
             queues=depths,
+            outbox=outbox_backlog(self.engine),
         )
 
     def resent(self, count: int) -> None:
@@ -126,3 +128,12 @@ def report_run(runtime: Runtime, outcome: RunOutcome) -> None:
             )
         else:
             run_log.info("run %s message %s: %s", facts.run_id, outcome.status, outcome.message)
+
+
+def report_delivery(runtime: Runtime, outcome: DeliveryOutcome) -> None:
+    """After a webhook attempt: count it (the events worker's seam). Counting never fails
+    the task."""
+    try:
+        runtime.metrics.observe_delivery(outcome)
+    except Exception as exc:
+        run_log.warning("webhook delivery %s not counted: %s", outcome.delivery_id, one_line(exc))

@@ -265,7 +265,8 @@ def release_for_retry(
 
     ``error`` is shown to the developer; ``detail`` (raw diagnostics) to staff only. The
     retry's message is due at ``not_before``, so that is when the run counts as enqueued:
-    the reconciler re-sends it only if it is still queued well after then."""
+    the reconciler re-sends it only if it is still queued well after then. ``queued_at``
+    stays the run's creation time: it is the partition key of run history."""
     now = utcnow()
     due = now + timedelta(seconds=delay_seconds)
     return transition(

@@ -34,8 +34,10 @@ DELIVER_TASK = "portability.deliver_webhook"
 def deliver_webhook(self: Task, delivery_id: int) -> str:
     """One attempt of one delivery; the database says what, and whether it is still owed."""
     from portability.events.send import attempt_delivery
+    from portability.probes import report_delivery
 
     outcome = attempt_delivery(runtime(), delivery_id)
+    report_delivery(runtime(), outcome)
     if outcome.retry_in is not None:
         enqueue_deliveries([delivery_id], countdown=outcome.retry_in)
     return outcome.status

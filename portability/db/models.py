@@ -359,6 +359,9 @@ class Run(Base):
     """
 
     __tablename__ = "runs"
+    # On PostgreSQL the table is partitioned by month of ``queued_at`` and its primary key is
+    # (id, queued_at) (migration 0010); ``id`` alone stays unique by its sequence and is the
+    # mapper's identity on both backends. ``queued_at`` is written once, never updated.
     __table_args__ = (
         Index("ix_runs_status_queued_at", "status", "queued_at"),
         # History retention deletes the oldest finished runs first (portability.history).
@@ -411,6 +414,12 @@ class RunCategory(Base):
 
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), primary_key=True)
     category: Mapped[str] = mapped_column(String(32), primary_key=True)
+    #: The run's ``queued_at``: on PostgreSQL the partition key, shared with ``runs`` so a month
+    #: of history is one partition of each (``portability.db.partitions``). There the real
+    #: primary key is (run_id, run_queued_at, category) and each month's partition references
+    #: that month's runs by (run_id, run_queued_at) -> (id, queued_at); the mapper keeps the
+    #: keys above on both backends.
+    run_queued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     from_position: Mapped[str | None] = mapped_column(Text)
     to_position: Mapped[str | None] = mapped_column(Text)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -57,12 +57,21 @@ class EventsRuntime(Protocol):
 @dataclass(frozen=True)
 class DeliveryOutcome:
     """``status``: succeeded, retry (publish again in ``retry_in`` seconds if set), failed,
-    or dropped (not claimable: done, leased, or a duplicate)."""
+    or dropped (not claimable: done, leased, or a duplicate).
+
+    For metrics (``Metrics.observe_delivery``): ``result`` names what the attempt came to
+    (delivered, retry, failed, endpoint_disabled; None when nothing was attempted),
+    ``attempt_seconds`` how long the POST took, ``delay_seconds`` the time from the event to
+    its successful delivery, and ``disabled_endpoint`` whether this attempt disabled it."""
 
     delivery_id: int
     status: str
     retry_in: float | None = None
     status_code: int | None = None
+    result: str | None = None
+    attempt_seconds: float | None = None
+    delay_seconds: float | None = None
+    disabled_endpoint: bool = False
 
 
 def retry_delay(attempts: int, settings: Settings, rng: random.Random | None = None) -> float:
@@ -105,8 +114,11 @@ def attempt_delivery(
         ).one()
         if endpoint.is_disabled:
             _finish(delivery, DeliveryStatus.FAILED, now, error="the endpoint is disabled")
-            return DeliveryOutcome(delivery_id, DeliveryStatus.FAILED.value)
+            return DeliveryOutcome(
+                delivery_id, DeliveryStatus.FAILED.value, result="endpoint_disabled"
+            )
         url, attempts, event_id = endpoint.url, delivery.attempts, event.id
+        occurred_at = event.occurred_at
         was_failing = endpoint.failing_since is not None
         body = render(event, settings.resolved_pseudonym_key())
         signing = _signing_secrets(runtime.box, endpoint, now)
@@ -124,7 +136,11 @@ def attempt_delivery(
     with runtime.sessions.begin() as session:
         relax_durability(session)
         if result.is_success:  # the common case, in one statement (two if it was failing)
-            return _record_success(session, delivery_id, result, sent_at, was_failing)
+            outcome = _record_success(session, delivery_id, result, sent_at, was_failing)
+            if outcome.result == "delivered":
+                delay = (utcnow() - occurred_at).total_seconds()
+                outcome = replace(outcome, delay_seconds=max(0.0, delay))
+            return outcome
         return _record(session, settings, delivery_id, attempts, result, sent_at)
 
 
@@ -190,7 +206,14 @@ def _record_success(
             .values(failing_since=None)
             .execution_options(synchronize_session=False)
         )
-    return DeliveryOutcome(delivery_id, DeliveryStatus.SUCCEEDED.value, None, result.status)
+    return DeliveryOutcome(
+        delivery_id,
+        DeliveryStatus.SUCCEEDED.value,
+        None,
+        result.status,
+        result="delivered",
+        attempt_seconds=result.duration_ms / 1000,
+    )
 
 
 def _record(
@@ -214,6 +237,7 @@ def _record(
         endpoint.failing_since = sent_at
     delay = timedelta(seconds=retry_delay(attempts, settings))
     window = timedelta(seconds=settings.webhook_retry_window_seconds)
+    attempt_seconds, disabled = result.duration_ms / 1000, False
     if now + delay > delivery.created_at + window:
         gave_up = f"gave up after {attempts} attempts: {error}"
         _finish(delivery, DeliveryStatus.FAILED, now, error=gave_up)
@@ -225,7 +249,16 @@ def _record(
                 f"hours (last: {error}); fix the receiver, then enable the endpoint again"
             )
             log.warning("webhook endpoint %s disabled: %s", endpoint.id, error)
-        return DeliveryOutcome(delivery_id, DeliveryStatus.FAILED.value, None, result.status)
+            disabled = True
+        return DeliveryOutcome(
+            delivery_id,
+            DeliveryStatus.FAILED.value,
+            None,
+            result.status,
+            result="failed",
+            attempt_seconds=attempt_seconds,
+            disabled_endpoint=disabled,
+        )
     delivery.next_attempt_at = now + delay
     delivery.last_error = error
     delivery.lease_until = None
@@ -233,7 +266,14 @@ def _record(
     publish = seconds <= MAX_COUNTDOWN_SECONDS
     if publish:  # the caller publishes it with this countdown: the dispatcher leaves it alone
         delivery.enqueued_at = delivery.next_attempt_at
-    return DeliveryOutcome(delivery_id, "retry", seconds if publish else None, result.status)
+    return DeliveryOutcome(
+        delivery_id,
+        "retry",
+        seconds if publish else None,
+        result.status,
+        result="retry",
+        attempt_seconds=attempt_seconds,
+    )
 
 
 def _finish(

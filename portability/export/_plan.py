@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Insert, Row, Update, bindparam, insert, select, update
 
-from portability.db.models import ReplayReason, RunCategory
+from portability.db.models import ReplayReason, Run, RunCategory
 from portability.destinations.base import Destination
 from portability.export._streams import StreamState, mark_planned
 from portability.sources.position import Position
@@ -212,9 +212,17 @@ _RESULT_VALUES: dict[str, Any] = {
 }
 
 
+#: The row's partition key on PostgreSQL: its run's ``queued_at``, read in the INSERT itself.
+_RUN_QUEUED_AT = select(Run.queued_at).where(Run.id == bindparam("p_run")).scalar_subquery()
+
+
 def _insert_and_update(values: dict[str, Any]) -> tuple[Insert, Update]:
     """The row's INSERT (first attempt) and UPDATE (a later one) with the same values."""
-    key: dict[str, Any] = {"run_id": bindparam("p_run"), "category": bindparam("p_category")}
+    key: dict[str, Any] = {
+        "run_id": bindparam("p_run"),
+        "category": bindparam("p_category"),
+        "run_queued_at": _RUN_QUEUED_AT,
+    }
     return (
         insert(RunCategory).values(**key, **values),
         update(RunCategory).where(*_THIS_ROW).values(**values),

@@ -9,17 +9,20 @@ import portability.platform.tables  # noqa: F401  (registers the platform tables
 from portability.db import models  # noqa: F401
 from portability.db.base import Base
 from portability.db.engine import make_engine
+from portability.db.partitions import partition_names
 from portability.settings import Settings
 
 config = context.config
 
 
 def _run(connection: Connection) -> None:
+    partitions = partition_names(connection)  # storage of run history, not model tables
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=lambda name, kind, _parent: not (kind == "table" and name in partitions),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -7,6 +7,7 @@ import itertools
 import signal
 import subprocess
 import sys
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -400,3 +401,67 @@ def test_a_process_killed_right_after_its_state_change_commits_still_has_its_eve
         ).scalar_one()
     assert delivered.id == recorded
     assert delivered.verified(secret)["type"] == "authorization.created"
+
+
+EVENTS_METRICS_PORT = 19613
+
+
+def test_the_events_worker_serves_delivery_series_after_a_real_delivery(
+    events_env, start_worker, start_beat, runtime, receiver, tmp_path
+):
+    multiproc = tmp_path / "prom"
+    multiproc.mkdir()
+    env = dict(
+        events_env,
+        PROMETHEUS_MULTIPROC_DIR=str(multiproc),
+        PORTABILITY_WORKER_METRICS_PORT=str(EVENTS_METRICS_PORT),
+        PORTABILITY_WEBHOOK_RETRY_BASE_SECONDS="0.3",
+        PORTABILITY_WEBHOOK_RETRY_JITTER="0",
+    )
+    receiver.respond(500)  # one retry, then delivered
+    app_id, _ = app_with_endpoint(runtime, receiver.url)
+    start_worker("-Q", EVENTS_QUEUE, env=env, name="events")
+    start_beat(env=env)
+
+    grant(runtime, app_id)
+    receiver.wait_for(1, timeout=60)
+
+    def scraped() -> dict[str, float] | None:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{EVENTS_METRICS_PORT}/metrics", timeout=5
+        ) as response:
+            found = samples(response.read().decode())
+        delivered = found.get('portability_webhook_attempts_total{outcome="delivered"}')
+        return found if delivered == 1.0 else None
+
+    found = wait_until(scraped, timeout=20, what="the delivery's series on /metrics")
+    with runtime.engine.connect() as conn:
+        occurred, finished = conn.execute(
+            text(
+                "SELECT e.occurred_at, d.finished_at FROM webhook_deliveries d "
+                "JOIN events e ON e.id = d.event_id"
+            )
+        ).one()
+    assert found['portability_webhook_attempts_total{outcome="retry"}'] == 1.0
+    assert found["portability_webhook_attempt_seconds_count"] == 2.0
+    assert found["portability_webhook_delivery_delay_seconds_count"] == 1.0
+    delay = found["portability_webhook_delivery_delay_seconds_sum"]
+    assert 0.3 <= delay <= (finished - occurred).total_seconds() + 0.5
+
+
+def test_the_api_metrics_show_the_events_outbox_backlog(api, runtime):
+    app_id, _ = app_with_endpoint(runtime, "http://127.0.0.1:9/hook")
+    grant(runtime, app_id)  # one event recorded; no dispatcher runs here
+
+    found = samples(api.client.get("/metrics/").text)
+
+    assert found["portability_events_outbox_backlog"] == 1.0
+
+
+def samples(body: str) -> dict[str, float]:
+    """A scrape's samples by name and labels."""
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in body.splitlines()
+        if line.startswith("portability_")
+    }

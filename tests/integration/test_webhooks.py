@@ -298,3 +298,29 @@ def test_an_endpoint_receives_only_the_event_types_it_wants(runtime, make_receiv
         attempt_delivery(runtime, delivery_id)
 
     assert (len(wants_runs.requests), len(wants_grants.wait_for(1))) == (0, 1)
+
+
+def test_giving_up_disabling_and_skipping_a_disabled_endpoint_are_counted_apart(runtime, receiver):
+    from portability.metrics import Metrics
+
+    runtime = dataclasses.replace(
+        runtime,
+        settings=runtime.settings.model_copy(
+            update={"webhook_retry_jitter": 0.0, "webhook_retry_window_seconds": 0.1}
+        ),
+    )
+    metrics = Metrics()
+    receiver.respond(500)
+    app_id = new_app(runtime)
+    endpoint_id, _ = new_endpoint(runtime, app_id, receiver.url)
+    metrics.observe_delivery(attempt_delivery(runtime, send_test(runtime, app_id, endpoint_id)))
+    metrics.observe_delivery(attempt_delivery(runtime, send_test(runtime, app_id, endpoint_id)))
+
+    def value(name: str, **labels: str) -> float | None:
+        return metrics.registry.get_sample_value(name, labels)
+
+    assert value("portability_webhook_attempts_total", outcome="failed") == 1.0
+    assert value("portability_webhook_endpoints_disabled_total") == 1.0
+    assert value("portability_webhook_attempts_total", outcome="endpoint_disabled") == 1.0
+    assert value("portability_webhook_attempt_seconds_count") == 1.0  # only one POST
+    assert len(receiver.requests) == 1

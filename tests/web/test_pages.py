@@ -174,7 +174,13 @@ def record_delivery(web, authorization_id: int, counts: dict[str, int], at: date
         session.flush()
         for category, records in counts.items():
             session.add(
-                RunCategory(run_id=run.id, category=category, status="done", records=records)
+                RunCategory(
+                    run_id=run.id,
+                    run_queued_at=run.queued_at,
+                    category=category,
+                    status="done",
+                    records=records,
+                )
             )
             session.add(
                 Stream(

@@ -1,7 +1,7 @@
 """user_exports: "download your data" requests and their archives
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-07 12:00:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from portability.db.base import UTCDateTime
 
 revision: str = "0011"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

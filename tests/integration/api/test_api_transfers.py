@@ -157,9 +157,9 @@ def test_a_run_shows_per_category_results_failure_reason_and_message(world, api_
     with engine.begin() as conn:
         conn.execute(
             text(
-                "INSERT INTO run_categories (run_id, category, status, records, bytes, parts,"
-                " sequence, manifest_key) VALUES (:r, 'posts', 'done', 7, 900, 1, 1,"
-                " 'exports/u/posts/manifest-00000001.json')"
+                "INSERT INTO run_categories (run_id, run_queued_at, category, status, records,"
+                " bytes, parts, sequence, manifest_key) SELECT id, queued_at, 'posts', 'done',"
+                " 7, 900, 1, 1, 'exports/u/posts/manifest-00000001.json' FROM runs WHERE id = :r"
             ),
             {"r": run["id"]},
         )
