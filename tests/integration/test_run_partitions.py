@@ -113,9 +113,14 @@ def _month_key(engine: Engine, suffix: str) -> str | None:
 
 
 def _history_over_months(engine: Engine, make_transfer) -> tuple[object, list[int]]:
-    """Ended runs queued in several months, each with its category rows, before 0010."""
+    """Ended runs queued in several months, each with its category rows, before 0010.
+
+    Today's models write at head (they know every later column), then the schema goes back
+    to the revision before 0010, where the runs end and get their category rows in SQL."""
+    upgrade(engine)
     transfer = make_transfer(engine, MemoryDestination(), records=10, categories="posts,profile")
     ids = [transfer.new_run(now=NOW - age) for age in AGES]
+    downgrade(engine, BEFORE)
     with engine.begin() as conn:
         conn.execute(
             text(
@@ -135,7 +140,6 @@ def _history_over_months(engine: Engine, make_transfer) -> tuple[object, list[in
 def test_upgrade_puts_every_run_and_category_row_in_its_months_partition(
     fresh_engine, make_transfer
 ):
-    upgrade(fresh_engine, BEFORE)
     _, ids = _history_over_months(fresh_engine, make_transfer)
     with fresh_engine.connect() as conn:
         runs_before = _rows(conn, "runs", "id")
@@ -176,7 +180,6 @@ def test_upgrade_puts_every_run_and_category_row_in_its_months_partition(
 def test_after_the_upgrade_a_run_is_created_claimed_and_exported_end_to_end(
     fresh_engine, make_transfer
 ):
-    upgrade(fresh_engine, BEFORE)
     transfer, ids = _history_over_months(fresh_engine, make_transfer)
     upgrade(fresh_engine)
 
@@ -209,7 +212,6 @@ def test_a_category_row_cannot_name_a_run_that_does_not_exist(partitioned_engine
 def test_downgrade_merges_the_partitions_back_into_single_tables_with_every_row(
     fresh_engine, make_transfer
 ):
-    upgrade(fresh_engine, BEFORE)
     _history_over_months(fresh_engine, make_transfer)
     with fresh_engine.connect() as conn:
         runs_before = _rows(conn, "runs", "id")
