@@ -13,6 +13,7 @@ import pytest
 from portability.categories import Category
 from portability.db.base import utcnow
 from portability.errors import ConfigurationError, ConflictError, NotFoundError, RateLimitedError
+from portability.registry import delete_user
 from portability.user_exports import lifecycle, user_export_housekeeping
 from tests.fixtures.user_exports import files_of, verify_manifest
 
@@ -240,4 +241,29 @@ def test_a_worker_whose_export_was_taken_over_stops_without_deleting_the_new_att
         )
         assert lifecycle.renew_export(
             session, export_id, attempt=2, progress=10, now=later, lease=60
+        )
+
+
+def test_a_user_deleting_their_account_has_their_archives_deleted_at_the_next_pass(exports):
+    ready = exports.request()
+    exports.run(ready)
+    queued = exports.request()
+    assert exports.object_keys() != []
+    with exports.runtime.sessions.begin() as session:
+        delete_user(session, user_id=exports.user_id)
+
+    assert exports.row(queued).status == "cancelled"
+
+    swept = user_export_housekeeping(
+        exports.settings, exports.runtime.sessions, lambda ids: None, now=utcnow()
+    )
+
+    assert (swept.expired, exports.object_keys(), exports.row(ready).status) == (
+        [ready],
+        [],
+        "expired",
+    )
+    with pytest.raises(NotFoundError), exports.runtime.sessions.begin() as session:
+        lifecycle.request_export(
+            session, exports.settings, user_id=exports.user_id, categories="all", now=utcnow()
         )
