@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Set
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portability.categories import parse_categories
@@ -261,9 +261,9 @@ def delete_user(
     exports stop at their next consent check; the user's download archives become due for
     deletion at the next housekeeping pass; and no grant can be recorded for the id again.
     Idempotent: a second call revokes nothing."""
-    from portability.db.user_export_models import ACTIVE, ExportStatus, UserExport
     from portability.events import RemovalReason
     from portability.registry import revoke_grant
+    from portability.user_exports.lifecycle import end_user_exports
 
     user = session.get(PlatformUser, user_id)
     if user is None:
@@ -284,18 +284,7 @@ def delete_user(
             now=now,
             removal=RemovalReason.USER_DELETED,
         )
-    session.execute(
-        update(UserExport)
-        .where(UserExport.user_id == user_id, UserExport.status.in_([s.value for s in ACTIVE]))
-        .values(status=ExportStatus.CANCELLED.value, finished_at=now, lease_until=None)
-        .execution_options(synchronize_session=False)
-    )
-    session.execute(
-        update(UserExport)
-        .where(UserExport.user_id == user_id, UserExport.status == ExportStatus.READY.value)
-        .values(expires_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    end_user_exports(session, user_id, now=now)
     session.flush()
     return user, len(live)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import orjson
@@ -47,18 +47,6 @@ class Attempt:
     error: str | None = None
     #: Raw diagnostic: staff only.
     detail: str | None = None
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "number": self.number,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            "worker": self.worker,
-            "outcome": self.outcome,
-            "reason": self.reason,
-            "error": self.error,
-            "detail": self.detail,
-        }
 
 
 def _iso(moment: datetime) -> str:
@@ -115,7 +103,7 @@ def parse_attempts(log: str | None) -> list[Attempt]:
             continue
         if "start" in entry:
             if open_attempt is not None:
-                attempts.append(_closed(open_attempt, None, "lapsed", error=NO_END_RECORDED))
+                attempts.append(replace(open_attempt, outcome="lapsed", error=NO_END_RECORDED))
             open_attempt = Attempt(
                 number=len(attempts) + 1,
                 started_at=str(entry["start"]),
@@ -123,10 +111,10 @@ def parse_attempts(log: str | None) -> list[Attempt]:
             )
         elif "end" in entry and open_attempt is not None:
             attempts.append(
-                _closed(
+                replace(
                     open_attempt,
-                    str(entry["end"]),
-                    str(entry.get("outcome")),
+                    ended_at=str(entry["end"]),
+                    outcome=str(entry.get("outcome")),
                     reason=_text(entry.get("reason")),
                     error=_text(entry.get("error")),
                     detail=_text(entry.get("detail")),
@@ -136,27 +124,6 @@ def parse_attempts(log: str | None) -> list[Attempt]:
     if open_attempt is not None:
         attempts.append(open_attempt)
     return attempts
-
-
-def _closed(
-    attempt: Attempt,
-    ended_at: str | None,
-    outcome: str,
-    *,
-    reason: str | None = None,
-    error: str | None = None,
-    detail: str | None = None,
-) -> Attempt:
-    return Attempt(
-        number=attempt.number,
-        started_at=attempt.started_at,
-        worker=attempt.worker,
-        ended_at=ended_at,
-        outcome=outcome,
-        reason=reason,
-        error=error,
-        detail=detail,
-    )
 
 
 def _text(value: object) -> str | None:

@@ -9,6 +9,7 @@ the one-line reading of a run's outcome by its typed failure reason.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -128,7 +129,7 @@ def describe_run(
         # The raw server or driver text behind the error: staff only, never developers.
         "diagnostic": run.error_detail,
         # Every attempt with its start, end, outcome and error (the raw diagnostic included).
-        "attempt_history": [attempt.as_dict() for attempt in parse_attempts(run.attempt_log)],
+        "attempt_history": [asdict(attempt) for attempt in parse_attempts(run.attempt_log)],
         "categories": [
             {
                 "category": row.category,

@@ -11,7 +11,7 @@ found"; staff pass ``None`` explicitly to reach any app.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -105,7 +105,7 @@ def describe_stream(session: Session, stream_id: int, *, app_id: int | None) -> 
         .limit(RECENT_DELIVERIES)
     ).all()
     return {
-        **{key: getattr(_view(row), key) for key in StreamView.__slots__},
+        **asdict(_view(row)),
         "user_id": grant.user_id,
         "last_manifest_sha256": row.last_manifest_sha256,
         "lease_expires_at": row.lease_expires_at,

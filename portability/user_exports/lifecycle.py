@@ -287,6 +287,24 @@ def cancel_export(session: Session, export_id: int, *, user_id: str | None, now:
     )
 
 
+def end_user_exports(session: Session, user_id: str, *, now: datetime) -> None:
+    """The user deleted their account: exports in progress are cancelled (a running worker
+    stops at its next report and deletes what it wrote) and ready archives become due, so the
+    next housekeeping pass deletes them with the expired ones."""
+    session.execute(
+        update(UserExport)
+        .where(UserExport.user_id == user_id, UserExport.status.in_(list(CANCELLABLE)))
+        .values(status=ExportStatus.CANCELLED.value, finished_at=now, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(UserExport)
+        .where(UserExport.user_id == user_id, UserExport.status == ExportStatus.READY.value)
+        .values(expires_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def not_cancellable(row: UserExport) -> ConflictError:
     return ConflictError(
         f"export {row.id} is {row.status}: only a queued or running export can be cancelled"

@@ -88,26 +88,16 @@ def test_a_run_executed_by_a_worker_is_announced_by_the_events_worker(
     events_env, start_worker, start_beat, make_transfer, s3_endpoint, make_bucket, receiver, pg_url
 ):
     settings = settings_of(events_env)
-    bucket = make_bucket(s3_endpoint)
-    transfer = make_transfer(
-        make_engine(pg_url),
-        S3Destination(s3_endpoint.config(bucket)),
+    transfer = s3_transfer(
+        make_transfer,
+        pg_url,
+        s3_endpoint,
+        settings,
+        make_bucket(s3_endpoint),
         records=50,
         categories="posts,profile",
-        settings=settings,
-        bucket=bucket,
-        endpoint_url=s3_endpoint.endpoint_url,
-        access_key_id=s3_endpoint.access_key_id,
-        secret_access_key=s3_endpoint.secret_access_key,
     )
-    with transfer.runtime.sessions.begin() as session:
-        _, secret = webhooks.create_endpoint(
-            session,
-            transfer.runtime.box,
-            app_id=transfer.app_id,
-            url=receiver.url,
-            policy=settings.endpoint_policy,
-        )
+    secret = hook(transfer, receiver.url)
     start_worker(env=events_env, name="exports")
     start_worker("-Q", EVENTS_QUEUE, env=events_env, name="events")
     start_beat(env=events_env)
@@ -246,13 +236,22 @@ def test_after_a_rotation_through_the_api_both_secrets_verify_until_the_overlap_
     assert (after.verifies_with(old), after.verifies_with(new)) == (False, True)
 
 
-def s3_transfer(make_transfer, pg_url, s3_endpoint, settings, bucket: str):
+def s3_transfer(
+    make_transfer,
+    pg_url,
+    s3_endpoint,
+    settings,
+    bucket: str,
+    *,
+    records: int = 20,
+    categories: str = "posts",
+):
     """A transfer to ``bucket`` on the test S3 server, registered as a developer would."""
     return make_transfer(
         make_engine(pg_url),
         S3Destination(s3_endpoint.config(bucket)),
-        records=20,
-        categories="posts",
+        records=records,
+        categories=categories,
         settings=settings,
         bucket=bucket,
         endpoint_url=s3_endpoint.endpoint_url,
